@@ -1,0 +1,47 @@
+#include "runtime/cli_util.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace kitty::runtime {
+
+void DieWithStatus(absl::string_view tool, const absl::Status& status) {
+  std::string msg(status.message());
+  for (char& c : msg) {
+    if (c == '\n') c = ' ';
+  }
+  std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(tool.size()), tool.data(), msg.c_str());
+  std::fflush(stderr);
+  std::exit(status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1);
+}
+
+absl::StatusOr<std::vector<int32_t>> ParseTokenIds(absl::string_view text, absl::string_view flag) {
+  std::vector<int32_t> ids;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    int32_t id;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &id)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": \"", part, "\" is not an integer token id"));
+    }
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+void ParseFlagsOrDie(int argc, char** argv, absl::string_view usage) {
+  absl::SetProgramUsageMessage(usage);
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    std::fprintf(stderr, "%s: unexpected argument \"%s\" (see --help)\n", argv[0], rest[1]);
+    std::exit(2);
+  }
+}
+
+}  // namespace kitty::runtime
