@@ -1,7 +1,9 @@
 #include "runtime/cli_util.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -37,6 +39,21 @@ absl::StatusOr<std::vector<int32_t>> ParseTokenIds(absl::string_view text, absl:
 
 void ParseFlagsOrDie(int argc, char** argv, absl::string_view usage) {
   absl::SetProgramUsageMessage(usage);
+  // Accept vLLM-style dashed names (--max-tokens) for Abseil's underscored flags (--max_tokens).
+  static std::vector<std::string> storage;
+  storage.reserve(argc);
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") break;
+    if (a.size() > 2 && a[0] == '-' && a[1] == '-') {
+      const size_t end = std::min(a.find('='), a.size());
+      for (size_t j = 2; j < end; ++j) {
+        if (a[j] == '-') a[j] = '_';
+      }
+      storage.push_back(std::move(a));
+      argv[i] = storage.back().data();
+    }
+  }
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
     std::fprintf(stderr, "%s: unexpected argument \"%s\" (see --help)\n", argv[0], rest[1]);

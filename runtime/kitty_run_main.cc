@@ -9,9 +9,12 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
+#include "runtime/batch_run.h"
 #include "runtime/cache_flags.h"
 #include "runtime/cli_util.h"
+#include "runtime/engine_flags.h"
 #include "runtime/offline.h"
 
 ABSL_FLAG(std::string, prompt, "", "Prompt text (encoded with the model's tokenizer, with BOS)");
@@ -21,6 +24,9 @@ ABSL_FLAG(double, temperature, 0.0, "Sampling temperature (0 = greedy)");
 ABSL_FLAG(int64_t, seed, 0, "Sampling seed");
 ABSL_FLAG(bool, ignore_eos, false, "Keep generating after the end-of-sequence token");
 ABSL_FLAG(bool, json, false, "Print one JSON object instead of text");
+ABSL_FLAG(std::string, prompts_file, "",
+          "Run every JSON line of this file concurrently through the engine (see "
+          "runtime/batch_run.h); prints one JSON line per request, then a stats line");
 
 namespace kitty::runtime {
 namespace {
@@ -35,6 +41,21 @@ int Main() {
                        absl::GetFlag(FLAGS_kv_sink_tokens), absl::GetFlag(FLAGS_kv_boost_fraction));
   if (!spec.ok()) DieWithStatus(kTool, spec.status());
 
+  if (const std::string file = absl::GetFlag(FLAGS_prompts_file); !file.empty()) {
+    SamplingParams defaults;
+    defaults.max_tokens = absl::GetFlag(FLAGS_max_tokens);
+    defaults.temperature = static_cast<float>(absl::GetFlag(FLAGS_temperature));
+    defaults.ignore_eos = absl::GetFlag(FLAGS_ignore_eos);
+    auto shared = std::make_shared<models::LoadedModel>(*std::move(loaded));
+    absl::StatusOr<std::unique_ptr<Engine>> engine =
+        Engine::Create(EngineConfigFromFlags(), std::move(shared));
+    if (!engine.ok()) DieWithStatus(kTool, engine.status());
+    const absl::Status st = RunPromptsFile(**engine, file, defaults);
+    (*engine)->Stop();
+    if (!st.ok()) DieWithStatus(kTool, st);
+    return 0;
+  }
+
   std::vector<int32_t> prompt_ids;
   const std::string text = absl::GetFlag(FLAGS_prompt);
   const std::string ids = absl::GetFlag(FLAGS_prompt_token_ids);
@@ -46,6 +67,14 @@ int Main() {
     absl::StatusOr<std::vector<int32_t>> parsed = ParseTokenIds(ids, "--prompt-token-ids");
     if (!parsed.ok()) DieWithStatus(kTool, parsed.status());
     prompt_ids = *std::move(parsed);
+    for (int32_t id : prompt_ids) {
+      if (id < 0 || id >= loaded->config.vocab_size) {
+        DieWithStatus(kTool, absl::InvalidArgumentError(absl::StrFormat(
+                                 "--prompt-token-ids: token id %d is out of range for the "
+                                 "model's vocabulary of %d (valid ids: 0..%d)",
+                                 id, loaded->config.vocab_size, loaded->config.vocab_size - 1)));
+      }
+    }
   } else {
     if (loaded->tokenizer == nullptr) {
       DieWithStatus(kTool,
