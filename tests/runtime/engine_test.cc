@@ -1,0 +1,267 @@
+// Engine acceptance tests (issue 5) on stories260K: batch invariance with and without
+// preemption, prefix-cache hits in every Kitty mode, no page left in use, seeded sampling,
+// stop strings across token boundaries, n > 1.
+#include "runtime/engine.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "base/status_macros.h"
+#include "base/testing/status_matchers.h"
+#include "base/testing/test_data.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/offline.h"
+#include "runtime/perplexity.h"
+
+namespace kitty::runtime {
+namespace {
+
+using ::kitty::testing::ReadFileOrDie;
+using ::kitty::testing::TestDataPath;
+
+std::shared_ptr<models::LoadedModel> Stories() {
+  static std::shared_ptr<models::LoadedModel> m = [] {
+    auto loaded = models::LoadModel(TestDataPath("stories260K/hf"));
+    KITTY_CHECK_OK(loaded.status());
+    return std::make_shared<models::LoadedModel>(*std::move(loaded));
+  }();
+  return m;
+}
+
+// Prompts of mixed lengths cut from the TinyStories validation sample.
+std::vector<std::vector<int32_t>> Prompts(int count, int min_len = 5, int spread = 290) {
+  const std::vector<std::string> docs = SplitDocuments(
+      ReadFileOrDie(TestDataPath("tinystories/valid_sample.txt")), "<|endoftext|>", count);
+  std::vector<std::vector<int32_t>> out;
+  for (int i = 0; i < count; ++i) {
+    std::vector<int32_t> ids = Stories()->tokenizer->Encode(docs[i], true);
+    const size_t len = min_len + (i * 37) % spread;
+    if (ids.size() > len) ids.resize(len);
+    out.push_back(std::move(ids));
+  }
+  return out;
+}
+
+RequestOutput RunOne(Engine& e, Request r) {
+  absl::StatusOr<std::shared_ptr<RequestStream>> s = e.AddRequest(std::move(r));
+  KITTY_CHECK_OK(s.status());
+  return (*s)->WaitFinished();
+}
+
+std::vector<RequestOutput> RunAll(Engine& e, std::vector<Request> reqs) {
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (Request& r : reqs) {
+    absl::StatusOr<std::shared_ptr<RequestStream>> s = e.AddRequest(std::move(r));
+    KITTY_CHECK_OK(s.status());
+    streams.push_back(*s);
+  }
+  std::vector<RequestOutput> outs;
+  for (auto& s : streams) outs.push_back(s->WaitFinished());
+  EXPECT_TRUE(e.WaitIdle(absl::Seconds(10)));
+  return outs;
+}
+
+Request Greedy(std::vector<int32_t> prompt, int max_tokens) {
+  Request r;
+  r.prompt_token_ids = std::move(prompt);
+  r.params.temperature = 0;
+  r.params.max_tokens = max_tokens;
+  r.params.ignore_eos = true;
+  return r;
+}
+
+std::unique_ptr<Engine> MakeEngine(const std::string& mode, int64_t kv_bytes = 0,
+                                   int max_batched = 2048, int max_seqs = 64) {
+  EngineConfig c;
+  c.kv_cache_dtype = mode;
+  c.kv_cache_memory_bytes = kv_bytes > 0 ? kv_bytes : (int64_t{64} << 20);
+  c.max_num_batched_tokens = max_batched;
+  c.max_num_seqs = max_seqs;
+  absl::StatusOr<std::unique_ptr<Engine>> e = Engine::Create(c, Stories());
+  KITTY_CHECK_OK(e.status());
+  return *std::move(e);
+}
+
+void ExpectBatchInvariant(Engine& e, const std::string& mode, bool expect_preemptions,
+                          const std::vector<std::vector<int32_t>>& prompts) {
+  const kernels::KvCacheSpec spec = MakeSpecForModel(Stories()->config, mode, -1, -1).value();
+  std::vector<Request> reqs;
+  for (const auto& p : prompts) reqs.push_back(Greedy(p, 24));
+  const std::vector<RequestOutput> outs = RunAll(e, reqs);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SamplingParams p;
+    p.temperature = 0;
+    p.max_tokens = 24;
+    p.ignore_eos = true;
+    ASSERT_OK_AND_ASSIGN(GenerationResult alone, GenerateOffline(*Stories(), spec, prompts[i], p));
+    ASSERT_EQ(outs[i].outputs.size(), 1u);
+    EXPECT_EQ(outs[i].outputs[0].token_ids, alone.token_ids) << "request " << i;
+    EXPECT_EQ(outs[i].outputs[0].finish_reason, "length");
+  }
+  const EngineStats s = e.GetStats();
+  EXPECT_EQ(s.pages_used, 0);
+  if (expect_preemptions) {
+    EXPECT_GT(s.num_preemptions, 0);
+  } else {
+    EXPECT_EQ(s.num_preemptions, 0);
+  }
+}
+
+TEST(EngineTest, ConcurrentGreedyEqualsAlone) {
+  std::unique_ptr<Engine> e = MakeEngine("auto");
+  ExpectBatchInvariant(*e, "auto", /*expect_preemptions=*/false, Prompts(32));
+}
+
+TEST(EngineTest, ConcurrentGreedyEqualsAloneUnderPreemption) {
+  // 4 MiB of KV (float32 on the CPU): 16 sequence slots but only a few pages, far less than
+  // 32 prompts need at once, so sequences that grow past a page boundary preempt others.
+  std::unique_ptr<Engine> e = MakeEngine("auto", int64_t{4} << 20, 512, 16);
+  // Prompts of 260..279 tokens hold one sealed page after prefill and seal a second one while
+  // decoding: the admitted sequences outgrow the pages and some must be preempted.
+  ExpectBatchInvariant(*e, "auto", /*expect_preemptions=*/true, Prompts(32, 260, 20));
+}
+
+TEST(EngineTest, SharedPrefixHitsInEveryMode) {
+  const std::vector<int32_t> base = Prompts(40)[39];  // the longest kind of prompt
+  std::vector<int32_t> long_prefix;
+  for (const auto& p : Prompts(8)) long_prefix.insert(long_prefix.end(), p.begin(), p.end());
+  long_prefix.resize(420);
+  for (const std::string mode : {"auto", "kivi2", "kitty", "kitty-pro", "k4v2"}) {
+    SCOPED_TRACE(mode);
+    std::unique_ptr<Engine> e = MakeEngine(mode);
+    // First request fills the cache; the next ones share its 420-token prefix.
+    RunOne(*e, Greedy(long_prefix, 4));
+    std::vector<Request> reqs;
+    for (int i = 0; i < 6; ++i) {
+      std::vector<int32_t> p = long_prefix;
+      p.push_back(300 + i);
+      p.push_back(301 + i);
+      Request r = Greedy(p, 8);
+      if (i == 1) r.params.stop_token_ids = {0};  // a mix of length and (maybe) stop
+      reqs.push_back(r);
+    }
+    const std::vector<RequestOutput> outs = RunAll(*e, reqs);
+    for (const RequestOutput& o : outs) {
+      // 32 + 128*j <= 422 - 128  →  j = 2: 288 cached tokens.
+      EXPECT_EQ(o.usage.cached_prompt_tokens, 288);
+    }
+    const EngineStats s = e->GetStats();
+    EXPECT_EQ(s.prefix_cache_hit_tokens, 6 * 288);
+    EXPECT_EQ(s.pages_used, 0);
+  }
+}
+
+TEST(EngineTest, AbortedAndStoppedRequestsFreeEveryPage) {
+  std::unique_ptr<Engine> e = MakeEngine("kitty-pro");
+  const std::vector<std::vector<int32_t>> prompts = Prompts(12);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Request r = Greedy(prompts[i], i % 3 == 0 ? 400 : 16);
+    r.request_id = "r" + std::to_string(i);
+    streams.push_back(*e->AddRequest(r));
+  }
+  for (size_t i = 0; i < prompts.size(); i += 3) e->Abort("r" + std::to_string(i));
+  int aborted = 0;
+  for (auto& s : streams) {
+    const RequestOutput o = s->WaitFinished();
+    aborted += o.outputs[0].finish_reason == "abort";
+  }
+  EXPECT_GT(aborted, 0);
+  ASSERT_TRUE(e->WaitIdle(absl::Seconds(10)));
+  EXPECT_EQ(e->GetStats().pages_used, 0);
+  EXPECT_EQ(e->GetStats().num_running, 0);
+}
+
+TEST(EngineTest, SeededSamplingIsReproducibleAcrossBatches) {
+  std::unique_ptr<Engine> e = MakeEngine("kitty-pro");
+  const std::vector<std::vector<int32_t>> prompts = Prompts(10);
+  Request r = Greedy(prompts[3], 20);
+  r.params.temperature = 0.9f;
+  r.params.top_p = 0.95f;
+  r.params.seed = 1234;
+  const RequestOutput alone = RunOne(*e, r);
+  std::vector<Request> batch;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Request x = Greedy(prompts[i], 20);
+    x.params.temperature = 1.0f;
+    batch.push_back(i == 7 ? r : x);
+  }
+  const std::vector<RequestOutput> outs = RunAll(*e, batch);
+  EXPECT_EQ(outs[7].outputs[0].token_ids, alone.outputs[0].token_ids);
+}
+
+TEST(EngineTest, StopStringAcrossTokensIsCaughtAndNotEmitted) {
+  std::unique_ptr<Engine> e = MakeEngine("auto");
+  const std::vector<int32_t> prompt = Stories()->tokenizer->Encode("Once upon a time", true);
+  const RequestOutput full = RunOne(*e, Greedy(prompt, 40));
+  const std::string text = full.outputs[0].text;
+  // Find a stop string that spans two tokens: the end of token k's text + the start of k+1's.
+  const auto& ids = full.outputs[0].token_ids;
+  std::string stop;
+  size_t expect_len = 0;
+  for (size_t k = 3; k + 1 < ids.size() && stop.empty(); ++k) {
+    const std::string a = Stories()->tokenizer->Decode({ids.data(), k + 1}, true);
+    const std::string b = Stories()->tokenizer->Decode({ids.data(), k + 2}, true);
+    if (a.size() >= 2 && b.size() >= a.size() + 2 &&
+        text.find(a.substr(a.size() - 2)) >= a.size() - 2) {
+      stop = a.substr(a.size() - 2) + b.substr(a.size(), 2);
+      expect_len = a.size() - 2;
+    }
+  }
+  ASSERT_FALSE(stop.empty());
+  Request r = Greedy(prompt, 40);
+  r.params.stop = {stop};
+  const RequestOutput o = RunOne(*e, r);
+  EXPECT_EQ(o.outputs[0].finish_reason, "stop");
+  EXPECT_EQ(o.outputs[0].text, text.substr(0, expect_len));
+  EXPECT_EQ(o.outputs[0].text.find(stop), std::string::npos);
+}
+
+TEST(EngineTest, ParallelSamplingReturnsIndexedOutputs) {
+  std::unique_ptr<Engine> e = MakeEngine("kitty-pro");
+  Request r = Greedy(Prompts(5)[4], 12);
+  r.params.n = 4;
+  r.params.temperature = 1.0f;
+  r.params.seed = 7;
+  const RequestOutput o = RunOne(*e, r);
+  ASSERT_EQ(o.outputs.size(), 4u);
+  std::set<std::vector<int32_t>> distinct;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(o.outputs[i].index, i);
+    EXPECT_EQ(o.outputs[i].token_ids.size(), 12u);
+    distinct.insert(o.outputs[i].token_ids);
+  }
+  EXPECT_GT(distinct.size(), 1u);
+  EXPECT_EQ(o.usage.completion_tokens, 48);
+  EXPECT_TRUE(e->WaitIdle(absl::Seconds(5)));
+  EXPECT_EQ(e->GetStats().pages_used, 0);
+}
+
+TEST(EngineTest, BadRequestsAreRejectedWithTheField) {
+  std::unique_ptr<Engine> e = MakeEngine("auto");
+  Request empty;
+  EXPECT_THAT(e->AddRequest(empty).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::HasSubstr("prompt")));
+  Request bad_id = Greedy({1, 99999}, 4);
+  EXPECT_THAT(e->AddRequest(bad_id).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::HasSubstr("prompt_token_ids[1]")));
+  Request too_long = Greedy(std::vector<int32_t>(600, 5), 4);
+  EXPECT_THAT(e->AddRequest(too_long).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::HasSubstr("context")));
+  Request bad_p = Greedy({1, 2, 3}, 4);
+  bad_p.params.top_p = 0;
+  EXPECT_THAT(e->AddRequest(bad_p).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::HasSubstr("top_p")));
+  e->StartDrain();
+  EXPECT_THAT(e->AddRequest(Greedy({1, 2}, 2)).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
+}
+
+}  // namespace
+}  // namespace kitty::runtime
