@@ -12,6 +12,7 @@
 #include "block_manager/block_manager.h"
 #include "kernels/kitty/kv_format.h"
 #include "models/kv_cache.h"
+#include "models/model_runner.h"
 #include "runtime/offline.h"
 #include "scheduler/scheduler.h"
 #include "spdlog/spdlog.h"
@@ -129,7 +130,7 @@ class Engine::Impl {
   std::vector<int32_t> eos_ids_;
 
   // Engine-thread state.
-  std::unique_ptr<models::KvCache> cache_;
+  std::unique_ptr<models::ModelRunner> runner_;
   std::unique_ptr<block_manager::BlockManager> bm_;
   std::unique_ptr<scheduler::Scheduler> scheduler_;
   absl::flat_hash_map<std::string, std::unique_ptr<RequestState>> requests_;
@@ -165,6 +166,8 @@ absl::Status Engine::Impl::Init() {
                        : mc.max_position_embeddings;
   eos_ids_ = EosTokenIds(*model_);
 
+  ASSIGN_OR_RETURN(runner_, models::MakeRunner(*model_, config_.device));
+  const kernels::DType fp = runner_->kv_dtype();
   const int L = mc.num_layers;
   block_manager::BlockManagerConfig units;
   units.sink_tokens = spec_.sink_tokens;
@@ -173,20 +176,22 @@ absl::Status Engine::Impl::Init() {
   units.enable_prefix_caching = config_.enable_prefix_caching;
   units.k_page_bytes = static_cast<int64_t>(kernels::KPageBytes(spec_)) * L;
   units.v_page_bytes = static_cast<int64_t>(kernels::VPageBytes(spec_)) * L;
-  units.sink_block_bytes =
-      static_cast<int64_t>(kernels::SinkBlockBytes(spec_, kernels::DType::kFloat32)) * L;
-  units.tail_slot_bytes =
-      static_cast<int64_t>(kernels::TailSlotBytes(spec_, kernels::DType::kFloat32)) * L;
+  units.sink_block_bytes = static_cast<int64_t>(kernels::SinkBlockBytes(spec_, fp)) * L;
+  units.tail_slot_bytes = static_cast<int64_t>(kernels::TailSlotBytes(spec_, fp)) * L;
   units.elements_per_token = int64_t{2} * L * spec_.num_kv_heads * spec_.head_dim;
-  const int64_t budget =
-      config_.kv_cache_memory_bytes > 0 ? config_.kv_cache_memory_bytes : kDefaultCpuKvBytes;
+  int64_t budget = config_.kv_cache_memory_bytes;
+  if (budget <= 0) {
+    budget =
+        runner_->AvailableKvBytes(config_.gpu_memory_utilization, config_.max_num_batched_tokens);
+  }
+  if (budget <= 0) budget = kDefaultCpuKvBytes;
   if (spec_.sink_tokens == 0) {
     return absl::InvalidArgumentError("--kv-sink-tokens must be at least 1 for the engine");
   }
   ASSIGN_OR_RETURN(block_manager::BlockManagerConfig bmc,
                    block_manager::SizeBlockManager(budget, config_.max_num_seqs, units));
-  cache_ = std::make_unique<models::KvCache>(spec_, L, bmc.num_k_pages, bmc.num_v_pages,
-                                             bmc.num_sink_blocks, bmc.num_tail_slots);
+  RETURN_IF_ERROR(runner_->AllocateKv(
+      spec_, {bmc.num_k_pages, bmc.num_v_pages, bmc.num_sink_blocks, bmc.num_tail_slots}));
   bm_ = std::make_unique<block_manager::BlockManager>(bmc);
   scheduler::SchedulerConfig sc;
   sc.max_num_seqs = config_.max_num_seqs;
@@ -200,7 +205,7 @@ absl::Status Engine::Impl::Init() {
   cache_info_.num_k_pages = bmc.num_k_pages;
   cache_info_.num_v_pages = bmc.num_v_pages;
   cache_info_.num_seq_slots = bmc.num_tail_slots;
-  cache_info_.kv_cache_bytes = cache_->total_bytes();
+  cache_info_.kv_cache_bytes = runner_->kv_bytes();
   cache_info_.capacity_tokens =
       static_cast<int64_t>(bmc.num_k_pages) * kernels::KvCacheSpec::kPageTokens +
       static_cast<int64_t>(bmc.num_tail_slots) * spec_.sink_tokens;
@@ -209,11 +214,13 @@ absl::Status Engine::Impl::Init() {
   const double page_per_token = static_cast<double>(units.k_page_bytes + units.v_page_bytes) /
                                 kernels::KvCacheSpec::kPageTokens;
   spdlog::info(
-      "KV cache: mode {} ({:.1f} MiB): {} K + {} V pages of {} tokens = {} tokens, {} sequence "
+      "KV cache on {}: mode {} ({:.1f} MiB): {} K + {} V pages of {} tokens = {} tokens, {} "
+      "sequence "
       "slots; sealed pages {:.1f} B/token vs fp16 {:.1f} B/token ({:.2f}x)",
-      cache_info_.kv_cache_dtype, cache_info_.kv_cache_bytes / 1048576.0, bmc.num_k_pages,
-      bmc.num_v_pages, kernels::KvCacheSpec::kPageTokens, cache_info_.capacity_tokens,
-      bmc.num_tail_slots, page_per_token, fp16_per_token, fp16_per_token / page_per_token);
+      runner_->device_name(), cache_info_.kv_cache_dtype, cache_info_.kv_cache_bytes / 1048576.0,
+      bmc.num_k_pages, bmc.num_v_pages, kernels::KvCacheSpec::kPageTokens,
+      cache_info_.capacity_tokens, bmc.num_tail_slots, page_per_token, fp16_per_token,
+      fp16_per_token / page_per_token);
   UpdateStats(0);
   return absl::OkStatus();
 }
@@ -441,9 +448,9 @@ void Engine::Impl::CompleteRequest(RequestState& r, RequestOutput* delta) {
 void Engine::Impl::RunCopyJobs(const std::vector<block_manager::CopyJob>& jobs) {
   for (const block_manager::CopyJob& j : jobs) {
     if (j.kind == block_manager::CopyJob::kSink) {
-      cache_->CopySinkBlock(j.src, j.dst);
+      runner_->CopySinkBlock(j.src, j.dst);
     } else {
-      cache_->CopyTailSlot(j.src, j.dst);
+      runner_->CopyTailSlot(j.src, j.dst);
     }
   }
 }
@@ -504,7 +511,7 @@ bool Engine::Impl::Step() {
       }
     }
     std::vector<float> logits;
-    const absl::Status st = model_->model->Forward(steps, *cache_, &logits);
+    const absl::Status st = runner_->Forward(steps, &logits);
     KITTY_CHECK_OK(st);  // inputs were validated at admission: a failure here is a bug
     bm_->CommitStep();
     scheduler_->OnStepComputed(out);

@@ -32,6 +32,7 @@
 namespace kitty::runtime {
 
 struct EngineConfig {
+  std::string device;  // "cuda", "cpu", or "" (cuda when present)
   std::string kv_cache_dtype = "kitty-pro";
   int kv_sink_tokens = -1;            // < 0: 32
   double kv_boost_fraction = -1;      // < 0: by mode

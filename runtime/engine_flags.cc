@@ -14,12 +14,14 @@ ABSL_FLAG(double, gpu_memory_utilization, 0.9,
 ABSL_FLAG(int, max_model_len, 0, "Maximum sequence length (0: the model's context)");
 ABSL_FLAG(int, max_queued_requests, 1024,
           "Requests waiting beyond the running ones before new ones get RESOURCE_EXHAUSTED");
+ABSL_FLAG(std::string, device, "", "cuda or cpu (default: cuda when a GPU is present)");
 ABSL_FLAG(bool, enable_prefix_caching, true, "Share sealed KV pages between equal prefixes");
 
 namespace kitty::runtime {
 
 EngineConfig EngineConfigFromFlags() {
   EngineConfig c;
+  c.device = absl::GetFlag(FLAGS_device);
   c.kv_cache_dtype = absl::GetFlag(FLAGS_kv_cache_dtype);
   c.kv_sink_tokens = absl::GetFlag(FLAGS_kv_sink_tokens);
   c.kv_boost_fraction = absl::GetFlag(FLAGS_kv_boost_fraction);

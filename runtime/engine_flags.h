@@ -8,6 +8,7 @@
 #define KITTY_RUNTIME_ENGINE_FLAGS_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/flags/declare.h"
 #include "runtime/cache_flags.h"
@@ -20,6 +21,7 @@ ABSL_DECLARE_FLAG(double, gpu_memory_utilization);
 ABSL_DECLARE_FLAG(int, max_model_len);
 ABSL_DECLARE_FLAG(int, max_queued_requests);
 ABSL_DECLARE_FLAG(bool, enable_prefix_caching);
+ABSL_DECLARE_FLAG(std::string, device);
 
 namespace kitty::runtime {
 

@@ -1,0 +1,62 @@
+// File: models/model_runner.h
+// -----------------------------------------------------------------------------
+// The seam between the engine and a device: a ModelRunner owns the model's weights on its
+// device and the KV cache memory (pools sized by the block manager's budget), and runs forward
+// steps over block-manager page tables. The CPU runner wraps LlamaModel + KvCache (float32);
+// the CUDA runner (kernels/cuda) keeps weights in bf16/fp16 and the pools in device memory.
+//
+// Thread safety: none; owned and driven by the engine thread.
+#ifndef KITTY_MODELS_MODEL_RUNNER_H_
+#define KITTY_MODELS_MODEL_RUNNER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "kernels/kitty/kv_format.h"
+#include "models/llama.h"
+#include "models/model_loader.h"
+
+namespace kitty::models {
+
+// Pool sizes for AllocateKv (counts of units; a unit spans all layers).
+struct KvPoolSizes {
+  int32_t num_k_pages = 0, num_v_pages = 0, num_sink_blocks = 0, num_tail_slots = 0;
+};
+
+class ModelRunner {
+ public:
+  virtual ~ModelRunner() = default;
+
+  virtual std::string device_name() const = 0;  // "cpu" or "cuda:0 (NVIDIA H200)"
+  // Element type of the full-precision KV storage (sink, tails, auto pages).
+  virtual kernels::DType kv_dtype() const = 0;
+  // Bytes of device memory left for the KV cache at `utilization` after weights and the
+  // activation peak of a step of `max_batched_tokens` tokens (CPU: 0 = unknown).
+  virtual int64_t AvailableKvBytes(double utilization, int max_batched_tokens) const = 0;
+
+  virtual absl::Status AllocateKv(const kernels::KvCacheSpec& spec, const KvPoolSizes& sizes) = 0;
+  virtual int64_t kv_bytes() const = 0;
+
+  // One forward step (see LlamaModel::Forward): logits [rows][vocab] on the host.
+  virtual absl::Status Forward(absl::Span<const SequenceStep> batch,
+                               std::vector<float>* logits) = 0;
+
+  // Copy jobs of the block manager (fork / copy-on-write of private state).
+  virtual void CopySinkBlock(int32_t src, int32_t dst) = 0;
+  virtual void CopyTailSlot(int32_t src, int32_t dst) = 0;
+};
+
+// The CPU runner: float32 weights (LlamaModel) and a KvCache in host memory. `model` must
+// outlive the runner.
+std::unique_ptr<ModelRunner> MakeCpuRunner(const LoadedModel& model);
+
+// "cpu", "cuda" or "" (auto: cuda when this build has CUDA and a device is present).
+absl::StatusOr<std::unique_ptr<ModelRunner>> MakeRunner(const LoadedModel& model,
+                                                        const std::string& device);
+
+}  // namespace kitty::models
+
+#endif  // KITTY_MODELS_MODEL_RUNNER_H_
