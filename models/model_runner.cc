@@ -1,5 +1,9 @@
 #include "models/model_runner.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "models/kv_cache.h"
@@ -13,6 +17,20 @@ class CpuRunner : public ModelRunner {
   std::string device_name() const override { return "cpu"; }
   kernels::DType kv_dtype() const override { return kernels::DType::kFloat32; }
   int64_t AvailableKvBytes(double, int) const override { return 0; }
+  int64_t weight_bytes() const override { return 4 * m_.model->num_parameters(); }
+  double MeasureCopyBandwidth() override {
+    // memcpy of 256 MiB, best of 3: bytes read + bytes written per second.
+    const size_t n = size_t{256} << 20;
+    std::vector<char> a(n, 1), b(n, 0);
+    double best = 0;
+    for (int i = 0; i < 3; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      std::memcpy(b.data(), a.data(), n);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, 2.0 * n / s);
+    }
+    return best;
+  }
   absl::Status AllocateKv(const kernels::KvCacheSpec& spec, const KvPoolSizes& s) override {
     cache_ = std::make_unique<KvCache>(spec, m_.config.num_layers, s.num_k_pages, s.num_v_pages,
                                        s.num_sink_blocks, s.num_tail_slots);

@@ -37,6 +37,11 @@ class ModelRunner {
   // activation peak of a step of `max_batched_tokens` tokens (CPU: 0 = unknown).
   virtual int64_t AvailableKvBytes(double utilization, int max_batched_tokens) const = 0;
 
+  // Bytes of weights the device reads per forward step (for the memory roofline).
+  virtual int64_t weight_bytes() const { return 0; }
+  // Measured device memory copy bandwidth in bytes/s (read + write counted once each), or 0.
+  virtual double MeasureCopyBandwidth() { return 0; }
+
   virtual absl::Status AllocateKv(const kernels::KvCacheSpec& spec, const KvPoolSizes& sizes) = 0;
   virtual int64_t kv_bytes() const = 0;
 

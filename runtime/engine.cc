@@ -210,6 +210,13 @@ absl::Status Engine::Impl::Init() {
       static_cast<int64_t>(bmc.num_k_pages) * kernels::KvCacheSpec::kPageTokens +
       static_cast<int64_t>(bmc.num_tail_slots) * spec_.sink_tokens;
   cache_info_.max_model_len = max_model_len_;
+  cache_info_.device = runner_->device_name();
+  cache_info_.weight_bytes = runner_->weight_bytes();
+  if (config_.measure_bandwidth)
+    cache_info_.copy_bandwidth_bytes_s = runner_->MeasureCopyBandwidth();
+  cache_info_.kv_bytes_per_token_pages =
+      (units.k_page_bytes + units.v_page_bytes) / kernels::KvCacheSpec::kPageTokens;
+  cache_info_.fp16_bytes_per_token = 2 * units.elements_per_token;
   const double fp16_per_token = 2.0 * units.elements_per_token;
   const double page_per_token = static_cast<double>(units.k_page_bytes + units.v_page_bytes) /
                                 kernels::KvCacheSpec::kPageTokens;
@@ -569,7 +576,17 @@ bool Engine::Impl::Step() {
     const double dt = Seconds(t0, Clock::now());
     ++steps_;
     step_time_sum_ += dt;
-    for (EngineObserver* obs : Observers()) obs->OnStep(num_prompt, num_gen, dt);
+    EngineObserver::StepInfo info;
+    info.num_seqs = static_cast<int>(B);
+    info.num_tokens = out.num_batched_tokens;
+    for (const auto& ss : out.sequences) info.num_decode_seqs += ss.num_tokens == 1 ? 1 : 0;
+    const block_manager::BlockManagerStats bs = bm_->GetStats();
+    info.kv_bytes_in_use = bs.total_bytes_in_use;
+    info.step_time_s = dt;
+    for (EngineObserver* obs : Observers()) {
+      obs->OnStep(num_prompt, num_gen, dt);
+      obs->OnStepInfo(info);
+    }
   }
 
   UpdateStats(0);  // before Publish: whoever sees a request finish sees its pages freed

@@ -44,6 +44,7 @@ struct EngineConfig {
   int max_model_len = 0;           // 0: the model's context
   int max_queued_requests = 1024;  // inbox + waiting bound → RESOURCE_EXHAUSTED beyond
   bool enable_prefix_caching = true;
+  bool measure_bandwidth = false;  // measure the device copy bandwidth at start (benchmarks)
 };
 
 struct Request {
@@ -130,6 +131,15 @@ class EngineObserver {
   virtual void OnInterTokenLatency(double itl_s) {}  // per decode token after the first
   virtual void OnRequestFinished(const FinishedRequestInfo& info) {}
   virtual void OnStep(int num_prompt_tokens, int num_generation_tokens, double step_time_s) {}
+  // Richer per-step facts for benchmarks (sequences in the batch, KV bytes the step read).
+  struct StepInfo {
+    int num_seqs = 0;
+    int num_tokens = 0;
+    int num_decode_seqs = 0;
+    int64_t kv_bytes_in_use = 0;  // sink + tails + sealed pages held by sequences
+    double step_time_s = 0;
+  };
+  virtual void OnStepInfo(const StepInfo& info) {}
 };
 
 // A point-in-time snapshot for metrics.
@@ -163,6 +173,11 @@ struct CacheInfo {
   int64_t kv_cache_bytes = 0;
   int64_t capacity_tokens = 0;  // tokens that fit in the pages (+ sinks/tails)
   int32_t max_model_len = 0;
+  std::string device;                    // the runner's device name
+  int64_t weight_bytes = 0;              // weights read per forward step
+  double copy_bandwidth_bytes_s = 0;     // measured when EngineConfig::measure_bandwidth
+  int64_t kv_bytes_per_token_pages = 0;  // K+V sealed-page bytes of one token (all layers)
+  int64_t fp16_bytes_per_token = 0;      // what an fp16 cache stores per token (all layers)
 };
 
 class Engine {
