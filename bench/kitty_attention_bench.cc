@@ -1,0 +1,225 @@
+// kitty_attention_bench: decode attention time of the Kitty CUDA kernels for Llama-3-8B shapes
+// (Hq 32, Hkv 8, D 128, bf16 storage) in every cache mode, with the bytes the kernel must
+// read (sealed pages + sink + fp tails + q + new k/v + output write), the achieved bandwidth
+// and the measured device-to-device copy bandwidth (bytes read + written) as the roofline.
+// Usage: kitty_attention_bench [--iters N]   (prints a markdown table)
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/status_macros.h"
+#include "kernels/cuda/kitty_kernels.h"
+#include "kernels/kitty/kv_cache.h"
+#include "kernels/kitty/kv_format.h"
+
+namespace kitty::kernels::cuda {
+namespace {
+
+constexpr int kP = KvCacheSpec::kPageTokens;
+constexpr int kHq = 32, kHkv = 8, kD = 128;
+constexpr DType kFp = DType::kBFloat16;
+
+#define CK(expr)                                                                        \
+  do {                                                                                  \
+    cudaError_t e_ = (expr);                                                            \
+    KITTY_CHECK(e_ == cudaSuccess) << #expr << ": " << cudaGetErrorString(e_);          \
+  } while (0)
+
+void* Alloc(size_t bytes) {
+  void* p = nullptr;
+  CK(cudaMalloc(&p, std::max<size_t>(bytes, 16)));
+  return p;
+}
+
+template <typename U>
+U* Upload(const std::vector<U>& v) {
+  U* p = static_cast<U*>(Alloc(v.size() * sizeof(U)));
+  CK(cudaMemcpy(p, v.data(), v.size() * sizeof(U), cudaMemcpyHostToDevice));
+  return p;
+}
+
+std::vector<uint16_t> RandomBf16(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<uint16_t> v(n);
+  for (auto& x : v) x = FloatToBFloat16(d(rng));
+  return v;
+}
+
+float Median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double CopyBandwidth() {
+  const size_t bytes = size_t{2} << 30;
+  void* a = Alloc(bytes);
+  void* b = Alloc(bytes);
+  CK(cudaMemset(a, 0x5a, bytes));
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  std::vector<float> ms;
+  for (int i = 0; i < 23; ++i) {
+    CK(cudaEventRecord(e0));
+    CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice));
+    CK(cudaEventRecord(e1));
+    CK(cudaEventSynchronize(e1));
+    float t;
+    CK(cudaEventElapsedTime(&t, e0, e1));
+    if (i >= 3) ms.push_back(t);
+  }
+  CK(cudaFree(a));
+  CK(cudaFree(b));
+  return 2.0 * bytes / (Median(ms) * 1e-3);
+}
+
+struct Result {
+  double us, bytes;
+};
+
+Result RunCase(KvCacheMode mode, int batch, int ctx, int iters) {
+  const KvCacheSpec spec = *MakeKvCacheSpec(mode, kD, kHkv);
+  const KittyGeometry geo = *MakeKittyGeometry(spec, kFp, kHq);
+  const SeqKvCounters c = KvCountersForLength(spec, ctx);
+  // Bytes one decode step must move: everything cached + q + the new k/v + the output.
+  const double fp_row = 2.0 * kD;
+  const double per_seq = kHkv * (2.0 * c.sink_tokens * fp_row + double(c.num_k_pages) * geo.k_head_bytes +
+                                 double(c.num_v_pages) * geo.v_head_bytes +
+                                 (c.k_tail_tokens + c.v_tail_tokens) * fp_row + 2 * fp_row) +
+                         2.0 * kHq * fp_row;
+  const double state_bytes = per_seq * batch;
+  // Replicas of the whole batch state so that repeated launches do not hit L2 (60 MB).
+  const int reps = std::max(1, std::min(16, static_cast<int>(std::ceil(480e6 / state_bytes))));
+  const int slots = reps * batch;
+  const int pages_per_seq = std::max(c.num_k_pages, 1);
+  const int64_t num_pages = int64_t{slots} * pages_per_seq;
+  uint8_t* kpool = static_cast<uint8_t*>(Alloc(num_pages * geo.k_page_bytes));
+  uint8_t* vpool = static_cast<uint8_t*>(Alloc(num_pages * geo.v_page_bytes));
+  // Fill pages by packing random tiles (so the quantized pages are real packed data).
+  const int tiles = 64;
+  uint16_t* src = Upload(RandomBf16(size_t{tiles} * kHkv * kP * kD, 17));
+  std::vector<KittyPackJob> kj(num_pages), vj(num_pages);
+  for (int64_t p = 0; p < num_pages; ++p) {
+    void* s = src + (p % tiles) * kHkv * kP * kD;
+    kj[p] = {s, kpool + p * geo.k_page_bytes, int64_t{kP} * kD, kD, 0, 0};
+    vj[p] = {s, vpool + p * geo.v_page_bytes, int64_t{kP} * kD, kD, 0, 0};
+  }
+  KittyPackJob* kj_d = Upload(kj);
+  KittyPackJob* vj_d = Upload(vj);
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  CK(cudaEventRecord(e0));
+  KITTY_CHECK(KittyPackK(spec, kFp, kj_d, static_cast<int>(num_pages), nullptr).ok());
+  KITTY_CHECK(KittyPackV(spec, kFp, vj_d, static_cast<int>(num_pages), nullptr).ok());
+  CK(cudaEventRecord(e1));
+  CK(cudaEventSynchronize(e1));
+  float pack_ms;
+  CK(cudaEventElapsedTime(&pack_ms, e0, e1));
+  // Sink and tails: a non-zero bf16 pattern (0x3c3c ~ 0.0115); their values do not change timing.
+  const size_t sink_elems = size_t{2} * kHkv * spec.sink_tokens * kD;
+  const size_t kt_elems = size_t{kHkv} * kP * kD, vt_elems = size_t{kHkv} * spec.v_tail_capacity() * kD;
+  void* sink = Alloc(2 * sink_elems * slots);
+  void* kt = Alloc(2 * kt_elems * slots);
+  void* vt = Alloc(2 * vt_elems * slots);
+  CK(cudaMemset(sink, 0x3c, 2 * sink_elems * slots));
+  CK(cudaMemset(kt, 0x3c, 2 * kt_elems * slots));
+  CK(cudaMemset(vt, 0x3c, 2 * vt_elems * slots));
+  std::vector<KittySeqDesc> descs(slots);
+  std::vector<int32_t> ids(num_pages);
+  for (int64_t p = 0; p < num_pages; ++p) ids[p] = static_cast<int32_t>(p);
+  std::shuffle(ids.begin(), ids.end(), std::mt19937(3));
+  for (int s = 0; s < slots; ++s) {
+    descs[s] = {s, c.sink_tokens, c.num_k_pages, c.k_tail_tokens, c.num_v_pages, c.v_tail_tokens,
+                s * pages_per_seq, 0};
+  }
+  KittySeqDesc* desc_d = Upload(descs);
+  int32_t* ids_d = Upload(ids);
+  std::vector<KittyQueryItem> items(slots);
+  for (int s = 0; s < slots; ++s) items[s] = {s, 1, s % batch, 0};
+  KittyQueryItem* items_d = Upload(items);
+  uint16_t* q = Upload(RandomBf16(size_t{batch} * kHq * kD, 5));
+  uint16_t* kn = Upload(RandomBf16(size_t{batch} * kHkv * kD, 6));
+  uint16_t* vn = Upload(RandomBf16(size_t{batch} * kHkv * kD, 7));
+  void* out = Alloc(size_t{2} * batch * kHq * kD);
+  const KittySplitPlan plan = *MakeKittyAttentionPlan(spec, kFp, kHq, batch, int64_t{ctx} + 1);
+  void* ws = Alloc(plan.workspace_bytes);
+
+  std::vector<float> ms;
+  for (int i = 0; i < iters + 5; ++i) {
+    KittyAttentionBatch b;
+    b.pools = {kpool, vpool, sink, kt, vt};
+    b.seqs = desc_d;
+    b.k_page_ids = ids_d;
+    b.v_page_ids = ids_d;
+    b.items = items_d + (i % reps) * batch;
+    b.num_items = batch;
+    b.q = q;
+    b.k_new = kn;
+    b.v_new = vn;
+    b.out = out;
+    b.scale = 1.0f / std::sqrt(float(kD));
+    b.max_item_tokens = int64_t{ctx} + 1;
+    CK(cudaEventRecord(e0));
+    const absl::Status st = KittyAttention(spec, kFp, kHq, b, plan, ws, plan.workspace_bytes, nullptr);
+    CK(cudaEventRecord(e1));
+    KITTY_CHECK(st.ok()) << st;
+    CK(cudaEventSynchronize(e1));
+    float t;
+    CK(cudaEventElapsedTime(&t, e0, e1));
+    if (i >= 5) ms.push_back(t);
+  }
+  CK(cudaGetLastError());
+  std::fprintf(stderr, "  %s %dx%d: replicas %d, splits %d x %d chunks, pack of %lld K+V pages %.3f ms\n",
+               std::string(KvCacheModeName(mode)).c_str(), batch, ctx, reps, plan.num_splits,
+               plan.chunks_per_split, (long long)num_pages, pack_ms);
+  for (void* p : {(void*)kpool, (void*)vpool, (void*)src, (void*)kj_d, (void*)vj_d, sink, kt, vt,
+                  (void*)desc_d, (void*)ids_d, (void*)items_d, (void*)q, (void*)kn, (void*)vn, out, ws})
+    CK(cudaFree(p));
+  CK(cudaEventDestroy(e0));
+  CK(cudaEventDestroy(e1));
+  return {Median(ms) * 1e3, state_bytes + 2.0 * batch * kHq * kD};
+}
+
+int Main(int argc, char** argv) {
+  int iters = 30;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--iters") iters = std::atoi(argv[i + 1]);
+  if (!CudaDeviceAvailable()) {
+    std::printf("no CUDA device\n");
+    return 1;
+  }
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  const double copy_bw = CopyBandwidth();
+  std::printf("device: %s, %d SMs; D2D copy bandwidth (read+write) %.0f GB/s\n", prop.name,
+              prop.multiProcessorCount, copy_bw / 1e9);
+  std::printf("| mode | batch x ctx | time (us) | bytes read (MB) | GB/s | %% of copy |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  const std::vector<std::pair<int, int>> shapes = {{1, 8192}, {8, 8192}, {16, 8192},
+                                                   {32, 8192}, {64, 8192}, {8, 32768}};
+  for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKivi2, KvCacheMode::kKitty,
+                           KvCacheMode::kKittyPro, KvCacheMode::kK4V2}) {
+    for (auto [b, ctx] : shapes) {
+      const Result r = RunCase(mode, b, ctx, iters);
+      const double bw = r.bytes / (r.us * 1e-6);
+      std::printf("| %s | %dx%dK | %.1f | %.1f | %.0f | %.0f%% |\n",
+                  std::string(KvCacheModeName(mode)).c_str(), b, ctx / 1024, r.us, r.bytes / 1e6,
+                  bw / 1e9, 100.0 * bw / copy_bw);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace kitty::kernels::cuda
+
+int main(int argc, char** argv) { return kitty::kernels::cuda::Main(argc, argv); }

@@ -1,0 +1,157 @@
+// File: kernels/cuda/kitty_kernels.cc
+// -----------------------------------------------------------------------------
+#include "kernels/cuda/kitty_kernels.h"
+
+#include <cuda_runtime_api.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "kernels/cuda/kitty_launch.h"
+
+namespace kitty::kernels::cuda {
+namespace {
+
+constexpr int kP = KvCacheSpec::kPageTokens;
+
+absl::Status CudaStatus(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(what, ": ", cudaGetErrorString(err)));
+}
+
+absl::StatusOr<KittyElem> ElemOf(DType fp) {
+  if (fp == DType::kFloat16) return KittyElem::kF16;
+  if (fp == DType::kBFloat16) return KittyElem::kBF16;
+  return absl::InvalidArgumentError(
+      absl::StrCat("Kitty CUDA kernels store fp16 or bf16, got ", std::string(DTypeName(fp))));
+}
+
+absl::StatusOr<int> NumSms() {
+  int device = 0, sms = 0;
+  RETURN_IF_ERROR(CudaStatus(cudaGetDevice(&device), "cudaGetDevice"));
+  RETURN_IF_ERROR(CudaStatus(
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute"));
+  return sms;
+}
+
+absl::Status CheckJobs(const KittyPackJob* jobs, int num_jobs) {
+  if (num_jobs < 0) return absl::InvalidArgumentError("num_jobs must be >= 0");
+  if (num_jobs > 0 && jobs == nullptr) return absl::InvalidArgumentError("null job list");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool CudaDeviceAvailable() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device" error
+    return false;
+  }
+  return n > 0;
+}
+
+absl::StatusOr<KittyGeometry> MakeKittyGeometry(const KvCacheSpec& spec, DType fp,
+                                                int num_q_heads) {
+  ASSIGN_OR_RETURN(KittyElem elem, ElemOf(fp));
+  (void)elem;
+  if (spec.head_dim != 64 && spec.head_dim != 128) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Kitty CUDA kernels support head_dim 64 and 128, got ", spec.head_dim));
+  }
+  if (spec.num_kv_heads <= 0 || num_q_heads <= 0 || num_q_heads % spec.num_kv_heads != 0 ||
+      num_q_heads / spec.num_kv_heads > 8) {
+    return absl::InvalidArgumentError(absl::StrCat("need Hq % Hkv == 0 and Hq/Hkv <= 8, got Hq=",
+                                                   num_q_heads, " Hkv=", spec.num_kv_heads));
+  }
+  if (spec.v_window_tokens > kP || spec.sink_tokens < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("V window must be <= 128, got ", spec.v_window_tokens));
+  }
+  KittyGeometry g;
+  g.head_dim = spec.head_dim;
+  g.num_kv_heads = spec.num_kv_heads;
+  g.num_q_heads = num_q_heads;
+  g.sink_capacity = spec.sink_tokens;
+  g.v_tail_capacity = spec.v_tail_capacity();
+  g.boost_channels = spec.boost_channels;
+  g.quantized = spec.quantized() ? 1 : 0;
+  if (spec.quantized()) {
+    const KHeadLayout k = GetKHeadLayout(spec);
+    const VHeadLayout v = GetVHeadLayout(spec);
+    g.k_head_bytes = static_cast<int32_t>(k.head_bytes);
+    g.v_head_bytes = static_cast<int32_t>(v.head_bytes);
+    g.k_sparse_offset = static_cast<int32_t>(k.sparse_offset);
+    g.k_idx_offset = static_cast<int32_t>(k.idx_offset);
+    g.k_meta_offset = static_cast<int32_t>(k.meta_offset);
+    g.v_meta_offset = static_cast<int32_t>(v.meta_offset);
+  } else {
+    g.k_head_bytes = g.v_head_bytes = static_cast<int32_t>(kP * spec.head_dim * DTypeSize(fp));
+  }
+  g.k_page_bytes = int64_t{g.k_head_bytes} * spec.num_kv_heads;
+  g.v_page_bytes = int64_t{g.v_head_bytes} * spec.num_kv_heads;
+  return g;
+}
+
+absl::Status KittyPackK(const KvCacheSpec& spec, DType fp, const KittyPackJob* jobs,
+                        int num_jobs, CudaStream stream) {
+  ASSIGN_OR_RETURN(KittyElem elem, ElemOf(fp));
+  RETURN_IF_ERROR(CheckJobs(jobs, num_jobs));
+  // Pack kernels need no query heads; Hq = Hkv passes the geometry checks.
+  ASSIGN_OR_RETURN(KittyGeometry g, MakeKittyGeometry(spec, fp, spec.num_kv_heads));
+  return CudaStatus(LaunchKittyPackK(g, elem, jobs, num_jobs, stream), "KittyPackK");
+}
+
+absl::Status KittyPackV(const KvCacheSpec& spec, DType fp, const KittyPackJob* jobs,
+                        int num_jobs, CudaStream stream) {
+  ASSIGN_OR_RETURN(KittyElem elem, ElemOf(fp));
+  RETURN_IF_ERROR(CheckJobs(jobs, num_jobs));
+  ASSIGN_OR_RETURN(KittyGeometry g, MakeKittyGeometry(spec, fp, spec.num_kv_heads));
+  return CudaStatus(LaunchKittyPackV(g, elem, jobs, num_jobs, stream), "KittyPackV");
+}
+
+absl::StatusOr<KittySplitPlan> MakeKittyAttentionPlan(const KvCacheSpec& spec, DType fp,
+                                                      int num_q_heads, int num_items,
+                                                      int64_t max_item_tokens) {
+  ASSIGN_OR_RETURN(KittyGeometry g, MakeKittyGeometry(spec, fp, num_q_heads));
+  if (num_items < 0 || max_item_tokens < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("bad plan: items=", num_items,
+                                                   " max_item_tokens=", max_item_tokens));
+  }
+  ASSIGN_OR_RETURN(int sms, NumSms());
+  return PlanKittyAttention(g, num_items, max_item_tokens, sms);
+}
+
+absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
+                            const KittyAttentionBatch& batch, const KittySplitPlan& plan,
+                            void* workspace, size_t workspace_bytes, CudaStream stream) {
+  ASSIGN_OR_RETURN(KittyElem elem, ElemOf(fp));
+  ASSIGN_OR_RETURN(KittyGeometry g, MakeKittyGeometry(spec, fp, num_q_heads));
+  if (batch.num_items < 0) return absl::InvalidArgumentError("num_items must be >= 0");
+  if (batch.num_items == 0) return absl::OkStatus();
+  if (batch.items == nullptr || batch.seqs == nullptr || batch.q == nullptr ||
+      batch.k_new == nullptr || batch.v_new == nullptr || batch.out == nullptr ||
+      batch.pools.sink == nullptr || batch.pools.k_tail == nullptr ||
+      batch.pools.v_tail == nullptr || batch.k_page_ids == nullptr ||
+      batch.v_page_ids == nullptr) {
+    return absl::InvalidArgumentError("KittyAttention: null pointer in batch");
+  }
+  if (plan.num_splits < 1 || plan.chunks_per_split < 1) {
+    return absl::InvalidArgumentError("KittyAttention: invalid split plan");
+  }
+  const int64_t covered = int64_t{plan.num_splits} * plan.chunks_per_split;
+  if (covered < (batch.max_item_tokens + kP - 1) / kP + 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "split plan covers ", covered, " chunks, fewer than max_item_tokens=",
+        batch.max_item_tokens, " needs; make the plan with the same bound"));
+  }
+  if (plan.workspace_bytes > workspace_bytes || (plan.workspace_bytes > 0 && !workspace)) {
+    return absl::InvalidArgumentError(absl::StrCat("workspace of ", workspace_bytes,
+                                                   " bytes, plan needs ", plan.workspace_bytes));
+  }
+  return CudaStatus(LaunchKittyAttention(g, elem, batch, plan, workspace, stream),
+                    "KittyAttention");
+}
+
+}  // namespace kitty::kernels::cuda

@@ -1,0 +1,63 @@
+// File: kernels/cuda/kitty_kernels.h
+// -----------------------------------------------------------------------------
+// Host API of the Kitty CUDA kernels (issue 7): K/V page pack job lists and the fused
+// decode / prefill-chunk attention over sink + sealed pages + fp tails (KITTY.md §1–§5,
+// DESIGN.md §3–§4). Full-precision storage (sink, tails, auto pages, q, k/v of new tokens) is
+// fp16 or bf16; quantized pages are byte-identical to kernels/kitty/kv_format.h.
+//
+// Every function validates shapes and returns a Status; the work is enqueued on `stream`
+// (no synchronization). Pointers inside the param structs are device pointers. Compiles
+// without CUDA headers.
+//
+// Numerics (tested in tests/kernels/kitty_cuda_gpu_test.cc):
+//   - pack: same fp32 operations as PackKPage/PackVPage -> same bytes.
+//   - attention: fp32 logits, online softmax and accumulation; quantized pages run on tensor
+//     cores on the exactly dequantized fp16 K̂/V̂ with q and p rounded to fp16, so results
+//     match AttendCpu to ~1e-3 relative; q of a bf16 model must be within the fp16 range.
+//   - g = Hq/Hkv <= 8, head_dim 64 or 128.
+#ifndef KITTY_KERNELS_CUDA_KITTY_KERNELS_H_
+#define KITTY_KERNELS_CUDA_KITTY_KERNELS_H_
+
+#include <cstddef>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "kernels/cuda/kitty_params.h"
+#include "kernels/dtype.h"
+#include "kernels/kitty/kv_format.h"
+
+struct CUstream_st;
+
+namespace kitty::kernels::cuda {
+
+using CudaStream = CUstream_st*;
+
+// True when the CUDA runtime reports at least one device.
+bool CudaDeviceAvailable();
+
+// Geometry of `spec` with full-precision dtype `fp` (kFloat16 or kBFloat16). Errors: other
+// dtypes, head_dim not 64/128, num_q_heads not a multiple of Hkv or g > 8, W > 128.
+absl::StatusOr<KittyGeometry> MakeKittyGeometry(const KvCacheSpec& spec, DType fp,
+                                                int num_q_heads);
+
+// Seals pages: jobs[num_jobs] in device memory (see KittyPackJob). Quantized modes quantize
+// and pack; auto copies the tile. V jobs may shift the V tail after packing.
+absl::Status KittyPackK(const KvCacheSpec& spec, DType fp, const KittyPackJob* jobs,
+                        int num_jobs, CudaStream stream);
+absl::Status KittyPackV(const KvCacheSpec& spec, DType fp, const KittyPackJob* jobs,
+                        int num_jobs, CudaStream stream);
+
+// Split plan for `num_items` query items whose cached + new tokens are <= max_item_tokens.
+absl::StatusOr<KittySplitPlan> MakeKittyAttentionPlan(const KvCacheSpec& spec, DType fp,
+                                                      int num_q_heads, int num_items,
+                                                      int64_t max_item_tokens);
+
+// Attention of every item of `batch` (decode: one item per sequence with num_new = 1).
+// workspace: plan.workspace_bytes of device memory (may be null when 0).
+absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
+                            const KittyAttentionBatch& batch, const KittySplitPlan& plan,
+                            void* workspace, size_t workspace_bytes, CudaStream stream);
+
+}  // namespace kitty::kernels::cuda
+
+#endif  // KITTY_KERNELS_CUDA_KITTY_KERNELS_H_

@@ -1,0 +1,530 @@
+// GPU tests of kernels/cuda/kitty_kernels.h against the CPU reference (kernels/kitty/):
+// pack kernels byte for byte, attention (decode and prefill chunks) within stated tolerances,
+// on seeded random inputs over awkward sizes. Skips when no CUDA device is present.
+//
+// Tolerances (relative L2 over one item's [Hq][D] output vs AttendCpu in fp32):
+//   auto (fp32 FMA path):       output rounding only  -> 4e-3 (fp16) / 1.2e-2 (bf16)
+//   quantized (tensor cores):   + fp16 q*scale, p*scale operands -> same bounds
+// and max |err| <= 3e-2 * max|ref|. Pack: identical bytes; codes may differ by exactly ±1 only
+// at exact rounding boundaries (counted and printed; idx and meta must match).
+// Without the CUDA backend (KITTY_CUDA=OFF) the file builds one skipped test.
+#include "gtest/gtest.h"
+
+#if !defined(KITTY_HAVE_CUDA)
+TEST(KittyCudaTest, NoCudaBackend) { GTEST_SKIP() << "built without KITTY_CUDA"; }
+#else
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "base/status_macros.h"
+#include "gtest/gtest.h"
+#include "kernels/cuda/kitty_kernels.h"
+#include "kernels/kitty/kv_cache.h"
+#include "kernels/kitty/kv_format.h"
+
+namespace kitty::kernels::cuda {
+namespace {
+
+constexpr int kP = KvCacheSpec::kPageTokens;
+
+#define CUDA_OK(expr)                                                         \
+  do {                                                                        \
+    cudaError_t e_ = (expr);                                                  \
+    ASSERT_EQ(e_, cudaSuccess) << #expr << ": " << cudaGetErrorString(e_);    \
+  } while (0)
+
+uint16_t Enc(DType fp, float x) {
+  return fp == DType::kFloat16 ? FloatToHalf(x) : FloatToBFloat16(x);
+}
+float Dec(DType fp, uint16_t b) { return fp == DType::kFloat16 ? HalfToFloat(b) : BFloat16ToFloat(b); }
+float Round(DType fp, float x) { return Dec(fp, Enc(fp, x)); }
+
+// Owns one device allocation.
+class DevBuf {
+ public:
+  DevBuf() = default;
+  explicit DevBuf(size_t bytes) : bytes_(bytes) {
+    if (bytes > 0) KITTY_CHECK_EQ(cudaMalloc(&ptr_, bytes), cudaSuccess);
+  }
+  DevBuf(const DevBuf&) = delete;
+  DevBuf& operator=(const DevBuf&) = delete;
+  DevBuf(DevBuf&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) { o.ptr_ = nullptr; }
+  ~DevBuf() {
+    if (ptr_) cudaFree(ptr_);
+  }
+  template <typename U>
+  static DevBuf From(const std::vector<U>& v) {
+    DevBuf b(v.size() * sizeof(U));
+    if (!v.empty()) KITTY_CHECK_EQ(cudaMemcpy(b.ptr_, v.data(), b.bytes_, cudaMemcpyHostToDevice), cudaSuccess);
+    return b;
+  }
+  template <typename U>
+  std::vector<U> To() const {
+    std::vector<U> v(bytes_ / sizeof(U));
+    KITTY_CHECK_EQ(cudaMemcpy(v.data(), ptr_, bytes_, cudaMemcpyDeviceToHost), cudaSuccess);
+    return v;
+  }
+  void* get() const { return ptr_; }
+  template <typename U>
+  U* as() const { return static_cast<U*>(ptr_); }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+KvCacheSpec Spec(KvCacheMode mode, int d, int hkv) {
+  absl::StatusOr<KvCacheSpec> s = MakeKvCacheSpec(mode, d, hkv);
+  KITTY_CHECK(s.ok()) << s.status();
+  return *s;
+}
+
+// Values with per-channel magnitudes (so the top-DB choice matters) and a few outliers,
+// rounded to the storage dtype.
+std::vector<float> RandomKv(size_t tokens, int hkv, int d, DType fp, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> n01(0.0f, 1.0f);
+  std::vector<float> ch_scale(static_cast<size_t>(hkv) * d);
+  for (float& s : ch_scale) s = std::exp(0.8f * n01(rng));
+  std::vector<float> x(tokens * hkv * d);
+  for (size_t i = 0; i < x.size(); ++i) {
+    float v = n01(rng) * ch_scale[i % ch_scale.size()];
+    if ((rng() & 255) == 0) v *= 8.0f;
+    x[i] = Round(fp, v);
+  }
+  return x;
+}
+
+class KittyCudaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!CudaDeviceAvailable()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// Pack.
+
+struct PackCounts {
+  int64_t pages = 0, byte_mismatch_pages = 0, codes = 0, codes_off_by_one = 0, bad = 0;
+};
+
+// K: source in activation layout [tokens][Hkv][D] (prefill), several pages in one job list.
+// V: source in tail layout [Hkv][256][D] with the shift of the linear V tail.
+void RunPack(KvCacheMode mode, DType fp, int d, int hkv, int num_pages, uint32_t seed,
+             bool ties, PackCounts* k_counts, PackCounts* v_counts) {
+  const KvCacheSpec spec = Spec(mode, d, hkv);
+  const int64_t esz = DTypeSize(fp);
+  std::vector<float> act = RandomKv(static_cast<size_t>(num_pages) * kP, hkv, d, fp, seed);
+  if (ties) {  // channels 1..5 copy channel 0 exactly: equal scores, ties by channel index
+    for (size_t t = 0; t < static_cast<size_t>(num_pages) * kP * hkv; ++t)
+      for (int c = 1; c < 6; ++c) act[t * d + c] = act[t * d];
+  }
+  std::vector<uint16_t> act_bits(act.size());
+  for (size_t i = 0; i < act.size(); ++i) act_bits[i] = Enc(fp, act[i]);
+  DevBuf act_dev = DevBuf::From(act_bits);
+  const size_t kpb = spec.quantized() ? KPageBytes(spec) : size_t(hkv) * kP * d * esz;
+  const size_t vpb = spec.quantized() ? VPageBytes(spec) : size_t(hkv) * kP * d * esz;
+  DevBuf kpages(kpb * num_pages), vpages(vpb * num_pages);
+  CUDA_OK(cudaMemset(kpages.get(), 0xab, kpb * num_pages));
+  CUDA_OK(cudaMemset(vpages.get(), 0xab, vpb * num_pages));
+  // V tails: one per page, [Hkv][256][D] = rows of page p then 128 rows of page p+1 (wrapped).
+  const int vcap = 256;
+  std::vector<uint16_t> vt_bits(static_cast<size_t>(num_pages) * hkv * vcap * d);
+  auto act_at = [&](int64_t tok, int h, int c) {
+    return act[(static_cast<size_t>(tok % (num_pages * kP)) * hkv + h) * d + c];
+  };
+  for (int p = 0; p < num_pages; ++p)
+    for (int h = 0; h < hkv; ++h)
+      for (int t = 0; t < vcap; ++t)
+        for (int c = 0; c < d; ++c)
+          vt_bits[((static_cast<size_t>(p) * hkv + h) * vcap + t) * d + c] =
+              Enc(fp, act_at(int64_t{p} * kP + t, h, c));
+  DevBuf vt_dev = DevBuf::From(vt_bits);
+  std::vector<KittyPackJob> kjobs(num_pages), vjobs(num_pages);
+  for (int p = 0; p < num_pages; ++p) {
+    kjobs[p].src = act_dev.as<uint8_t>() + esz * int64_t{p} * kP * hkv * d;
+    kjobs[p].dst = kpages.as<uint8_t>() + kpb * p;
+    kjobs[p].head_stride = d;
+    kjobs[p].token_stride = int64_t{hkv} * d;
+    vjobs[p].src = vt_dev.as<uint8_t>() + esz * int64_t{p} * hkv * vcap * d;
+    vjobs[p].dst = vpages.as<uint8_t>() + vpb * p;
+    vjobs[p].head_stride = int64_t{vcap} * d;
+    vjobs[p].token_stride = d;
+    vjobs[p].shift_rows = 128;
+  }
+  DevBuf kj = DevBuf::From(kjobs), vj = DevBuf::From(vjobs);
+  ASSERT_TRUE(KittyPackK(spec, fp, kj.as<KittyPackJob>(), num_pages, nullptr).ok());
+  ASSERT_TRUE(KittyPackV(spec, fp, vj.as<KittyPackJob>(), num_pages, nullptr).ok());
+  CUDA_OK(cudaDeviceSynchronize());
+  const std::vector<uint8_t> kgot = kpages.To<uint8_t>(), vgot = vpages.To<uint8_t>();
+  const std::vector<uint16_t> vt_after = vt_dev.To<uint16_t>();
+
+  std::vector<float> tile(static_cast<size_t>(hkv) * kP * d);
+  std::vector<uint8_t> kref(KPageBytes(spec)), vref(VPageBytes(spec));
+  for (int p = 0; p < num_pages; ++p) {
+    for (int h = 0; h < hkv; ++h)
+      for (int t = 0; t < kP; ++t)
+        for (int c = 0; c < d; ++c)
+          tile[(static_cast<size_t>(h) * kP + t) * d + c] = act_at(int64_t{p} * kP + t, h, c);
+    for (int which = 0; which < 2; ++which) {
+      PackCounts* cnt = which == 0 ? k_counts : v_counts;
+      std::vector<uint8_t>& ref = which == 0 ? kref : vref;
+      const size_t pb = which == 0 ? kpb : vpb;
+      const uint8_t* got = (which == 0 ? kgot.data() : vgot.data()) + pb * p;
+      ++cnt->pages;
+      if (!spec.quantized()) {
+        for (size_t i = 0; i < tile.size(); ++i) {
+          uint16_t b;
+          std::memcpy(&b, got + 2 * i, 2);
+          if (b != Enc(fp, tile[i])) ++cnt->bad;
+        }
+        continue;
+      }
+      if (which == 0) PackKPage(spec, tile.data(), int64_t{kP} * d, ref.data());
+      else PackVPage(spec, tile.data(), int64_t{kP} * d, ref.data());
+      if (std::memcmp(ref.data(), got, pb) == 0) continue;
+      ++cnt->byte_mismatch_pages;
+      for (int h = 0; h < hkv; ++h) {
+        std::vector<uint8_t> c0(size_t(d) * kP), c1(size_t(d) * kP), i0(d), i1(d);
+        std::vector<uint16_t> m0(2 * std::max(d, kP)), m1(m0.size());
+        if (which == 0) {
+          const size_t hb = GetKHeadLayout(spec).head_bytes;
+          DecodeKHead(spec, ref.data() + h * hb, c0.data(), i0.data(), m0.data());
+          DecodeKHead(spec, got + h * hb, c1.data(), i1.data(), m1.data());
+          if (i0 != i1) ++cnt->bad;
+        } else {
+          const size_t hb = GetVHeadLayout(spec).head_bytes;
+          DecodeVHead(spec, ref.data() + h * hb, c0.data(), m0.data());
+          DecodeVHead(spec, got + h * hb, c1.data(), m1.data());
+        }
+        if (m0 != m1) ++cnt->bad;
+        for (size_t i = 0; i < c0.size(); ++i) {
+          ++cnt->codes;
+          const int diff = std::abs(int(c0[i]) - int(c1[i]));
+          if (diff == 1) ++cnt->codes_off_by_one;
+          if (diff > 1) ++cnt->bad;
+        }
+      }
+    }
+    // V tail shift: rows [0,128) now hold the old rows [128,256).
+    for (int h = 0; h < hkv; ++h)
+      for (int t = 0; t < kP; ++t)
+        for (int c = 0; c < d; ++c) {
+          const size_t base = (static_cast<size_t>(p) * hkv + h) * vcap;
+          if (vt_after[(base + t) * d + c] != vt_bits[(base + kP + t) * d + c]) ++v_counts->bad;
+        }
+  }
+}
+
+TEST_F(KittyCudaTest, PackMatchesCpuReference) {
+  uint32_t seed = 1;
+  for (DType fp : {DType::kFloat16, DType::kBFloat16}) {
+    for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKivi2, KvCacheMode::kKitty,
+                             KvCacheMode::kKittyPro, KvCacheMode::kK4V2}) {
+      for (int d : {64, 128}) {
+        for (bool ties : {false, true}) {
+          PackCounts k, v;
+          RunPack(mode, fp, d, /*hkv=*/3, /*num_pages=*/5, seed++, ties, &k, &v);
+          if (HasFatalFailure()) return;
+          std::printf("pack %-9s %-8s D=%3d ties=%d | K pages %lld byte-diff %lld off-by-1 %lld/%lld bad %lld"
+                      " | V pages %lld byte-diff %lld off-by-1 %lld/%lld bad %lld\n",
+                      std::string(KvCacheModeName(mode)).c_str(), std::string(DTypeName(fp)).c_str(), d,
+                      int(ties), (long long)k.pages, (long long)k.byte_mismatch_pages,
+                      (long long)k.codes_off_by_one, (long long)k.codes, (long long)k.bad,
+                      (long long)v.pages, (long long)v.byte_mismatch_pages,
+                      (long long)v.codes_off_by_one, (long long)v.codes, (long long)v.bad);
+          EXPECT_EQ(k.bad, 0);
+          EXPECT_EQ(v.bad, 0);
+          // ±1 codes are allowed only at exact rounding boundaries: expect none or very few.
+          EXPECT_LE(k.codes_off_by_one, 4);
+          EXPECT_LE(v.codes_off_by_one, 4);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Attention.
+
+struct CpuSeq {
+  SeqKvCounters counters;
+  std::vector<float> sink_k, sink_v, k_tail, v_tail;
+  std::vector<std::vector<uint8_t>> k_pages, v_pages;  // CPU format (auto: float32)
+  std::vector<uint8_t*> k_ptrs, v_ptrs;
+  SeqKvBuffers Buffers() {
+    return {sink_k.data(), sink_v.data(), k_tail.data(), v_tail.data(), k_ptrs, v_ptrs};
+  }
+};
+
+void BuildSeq(const KvCacheSpec& spec, DType fp, int64_t len, uint32_t seed, CpuSeq* s) {
+  const size_t hkv = spec.num_kv_heads, d = spec.head_dim;
+  s->sink_k.assign(hkv * spec.sink_tokens * d, 0.0f);
+  s->sink_v.assign(s->sink_k.size(), 0.0f);
+  s->k_tail.assign(hkv * spec.k_tail_capacity() * d, 0.0f);
+  s->v_tail.assign(hkv * spec.v_tail_capacity() * d, 0.0f);
+  const int max_pages = static_cast<int>(len / kP) + 1;
+  s->k_pages.assign(max_pages, std::vector<uint8_t>(KPageBytes(spec)));
+  s->v_pages.assign(max_pages, std::vector<uint8_t>(VPageBytes(spec)));
+  for (auto& p : s->k_pages) s->k_ptrs.push_back(p.data());
+  for (auto& p : s->v_pages) s->v_ptrs.push_back(p.data());
+  const std::vector<float> k = RandomKv(len, spec.num_kv_heads, spec.head_dim, fp, seed);
+  const std::vector<float> v = RandomKv(len, spec.num_kv_heads, spec.head_dim, fp, seed + 7777);
+  s->counters = AppendKv(spec, {}, s->Buffers(), k.data(), v.data(), static_cast<int>(len));
+}
+
+struct AttnCase {
+  KvCacheMode mode;
+  DType fp;
+  int d, hkv, g;
+  std::vector<int64_t> lens;  // cached tokens per sequence
+  int num_new;                // 1 = decode; > 1 = prefill chunk (one item per new token)
+};
+
+struct AttnErr {
+  double worst_rel = 0, worst_abs_frac = 0;
+};
+
+void RunAttention(const AttnCase& c, uint32_t seed, AttnErr* err) {
+  const KvCacheSpec spec = Spec(c.mode, c.d, c.hkv);
+  const DType fp = c.fp;
+  const int d = c.d, hkv = c.hkv, hq = c.hkv * c.g, nseq = static_cast<int>(c.lens.size());
+  const int64_t esz = DTypeSize(fp);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  std::vector<CpuSeq> seqs(nseq);
+  for (int i = 0; i < nseq; ++i) BuildSeq(spec, fp, c.lens[i], seed * 131 + i, &seqs[i]);
+
+  // Pools: pages at shuffled ids; sink/tails at slot = sequence index.
+  int total_pages = 0;
+  for (auto& s : seqs) total_pages += s.counters.num_k_pages;
+  std::vector<int32_t> perm(std::max(total_pages, 1));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), std::mt19937(seed));
+  const size_t kpb = spec.quantized() ? KPageBytes(spec) : size_t(hkv) * kP * d * esz;
+  const size_t vpb = spec.quantized() ? VPageBytes(spec) : size_t(hkv) * kP * d * esz;
+  std::vector<uint8_t> kpool(kpb * perm.size(), 0xcd), vpool(vpb * perm.size(), 0xcd);
+  std::vector<int32_t> kids, vids;
+  std::vector<KittySeqDesc> descs(nseq);
+  const size_t sink_elems = size_t(2) * hkv * spec.sink_tokens * d;
+  const size_t kt_elems = size_t(hkv) * kP * d, vt_elems = size_t(hkv) * spec.v_tail_capacity() * d;
+  std::vector<uint16_t> sink(sink_elems * nseq), ktail(kt_elems * nseq), vtail(vt_elems * nseq);
+  auto put_page = [&](std::vector<uint8_t>& pool, size_t pb, int id, const std::vector<uint8_t>& src) {
+    uint8_t* dst = pool.data() + pb * id;
+    if (spec.quantized()) {
+      std::memcpy(dst, src.data(), pb);
+    } else {
+      const float* f = reinterpret_cast<const float*>(src.data());
+      for (size_t i = 0; i < size_t(hkv) * kP * d; ++i) {
+        const uint16_t b = Enc(fp, f[i]);
+        std::memcpy(dst + 2 * i, &b, 2);
+      }
+    }
+  };
+  int next = 0;
+  for (int i = 0; i < nseq; ++i) {
+    CpuSeq& s = seqs[i];
+    KittySeqDesc& ds = descs[i];
+    ds.slot = i;
+    ds.sink_tokens = s.counters.sink_tokens;
+    ds.num_k_pages = s.counters.num_k_pages;
+    ds.k_tail_tokens = s.counters.k_tail_tokens;
+    ds.num_v_pages = s.counters.num_v_pages;
+    ds.v_tail_tokens = s.counters.v_tail_tokens;
+    ds.page_offset = static_cast<int32_t>(kids.size());
+    for (int p = 0; p < s.counters.num_k_pages; ++p) {
+      const int id = perm[next++];
+      kids.push_back(id);
+      vids.push_back(id);
+      put_page(kpool, kpb, id, s.k_pages[p]);
+      if (p < s.counters.num_v_pages) put_page(vpool, vpb, id, s.v_pages[p]);
+    }
+    for (size_t e = 0; e < sink_elems / 2; ++e) {
+      sink[sink_elems * i + e] = Enc(fp, s.sink_k[e]);
+      sink[sink_elems * i + sink_elems / 2 + e] = Enc(fp, s.sink_v[e]);
+    }
+    for (size_t e = 0; e < kt_elems; ++e) ktail[kt_elems * i + e] = Enc(fp, s.k_tail[e]);
+    for (size_t e = 0; e < vt_elems; ++e) vtail[vt_elems * i + e] = Enc(fp, s.v_tail[e]);
+  }
+  kids.push_back(0);
+  vids.push_back(0);
+
+  // Items, q and new k/v.
+  std::vector<KittyQueryItem> items;
+  for (int i = 0; i < nseq; ++i)
+    for (int j = 0; j < c.num_new; ++j) items.push_back({i, j + 1, i * c.num_new, 0});
+  const int nitems = static_cast<int>(items.size());
+  const std::vector<float> q = RandomKv(nitems, hq, d, fp, seed + 1);
+  const std::vector<float> kn = RandomKv(size_t(nseq) * c.num_new, hkv, d, fp, seed + 2);
+  const std::vector<float> vn = RandomKv(size_t(nseq) * c.num_new, hkv, d, fp, seed + 3);
+  auto enc_all = [&](const std::vector<float>& x) {
+    std::vector<uint16_t> b(x.size());
+    for (size_t i = 0; i < x.size(); ++i) b[i] = Enc(fp, x[i]);
+    return b;
+  };
+  int64_t max_tokens = 1;
+  for (int i = 0; i < nseq; ++i) max_tokens = std::max(max_tokens, c.lens[i] + c.num_new);
+
+  DevBuf kpool_d = DevBuf::From(kpool), vpool_d = DevBuf::From(vpool);
+  DevBuf sink_d = DevBuf::From(sink), kt_d = DevBuf::From(ktail), vt_d = DevBuf::From(vtail);
+  DevBuf desc_d = DevBuf::From(descs), kids_d = DevBuf::From(kids), vids_d = DevBuf::From(vids);
+  DevBuf items_d = DevBuf::From(items);
+  DevBuf q_d = DevBuf::From(enc_all(q)), kn_d = DevBuf::From(enc_all(kn)), vn_d = DevBuf::From(enc_all(vn));
+  DevBuf out_d(size_t(nitems) * hq * d * esz);
+  CUDA_OK(cudaMemset(out_d.get(), 0xff, size_t(nitems) * hq * d * esz));  // poison (NaN)
+
+  KittyAttentionBatch b;
+  b.pools = {kpool_d.as<uint8_t>(), vpool_d.as<uint8_t>(), sink_d.get(), kt_d.get(), vt_d.get()};
+  b.seqs = desc_d.as<KittySeqDesc>();
+  b.k_page_ids = kids_d.as<int32_t>();
+  b.v_page_ids = vids_d.as<int32_t>();
+  b.items = items_d.as<KittyQueryItem>();
+  b.num_items = nitems;
+  b.q = q_d.get();
+  b.k_new = kn_d.get();
+  b.v_new = vn_d.get();
+  b.out = out_d.get();
+  b.scale = scale;
+  b.max_item_tokens = max_tokens;
+  absl::StatusOr<KittySplitPlan> plan = MakeKittyAttentionPlan(spec, fp, hq, nitems, max_tokens);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  DevBuf ws(plan->workspace_bytes);
+  const absl::Status st = KittyAttention(spec, fp, hq, b, *plan, ws.get(), plan->workspace_bytes, nullptr);
+  ASSERT_TRUE(st.ok()) << st;
+  CUDA_OK(cudaDeviceSynchronize());
+  const std::vector<uint16_t> out_bits = out_d.To<uint16_t>();
+
+  // CPU reference per sequence.
+  for (int i = 0; i < nseq; ++i) {
+    CpuSeq& s = seqs[i];
+    const SeqKvView view = MakeSeqKvView(s.counters, s.Buffers());
+    const size_t row = size_t(hq) * d;
+    std::vector<float> ref(row * c.num_new);
+    AttendCpu(spec, view, hq, q.data() + row * i * c.num_new,
+              kn.data() + size_t(hkv) * d * i * c.num_new, vn.data() + size_t(hkv) * d * i * c.num_new,
+              c.num_new, scale, ref.data());
+    for (int j = 0; j < c.num_new; ++j) {
+      double num = 0, den = 0, max_abs = 0, max_ref = 0;
+      for (size_t e = 0; e < row; ++e) {
+        const float r = ref[row * j + e];
+        const float gv = Dec(fp, out_bits[(size_t(i) * c.num_new + j) * row + e]);
+        const double diff = std::isfinite(gv) ? std::fabs(double(gv) - r) : 1e30;
+        num += diff * diff;
+        den += double(r) * r;
+        max_abs = std::max(max_abs, diff);
+        max_ref = std::max(max_ref, double(std::fabs(r)));
+      }
+      const double rel = std::sqrt(num / std::max(den, 1e-30));
+      err->worst_rel = std::max(err->worst_rel, rel);
+      err->worst_abs_frac = std::max(err->worst_abs_frac, max_abs / std::max(max_ref, 1e-30));
+      const double tol = fp == DType::kFloat16 ? 4e-3 : 1.2e-2;
+      EXPECT_LE(rel, tol) << "seq " << i << " len " << c.lens[i] << " new-token " << j;
+      EXPECT_LE(max_abs, 3e-2 * max_ref) << "seq " << i << " len " << c.lens[i];
+    }
+  }
+}
+
+const std::vector<int64_t> kAwkwardLens = {1, 7, 31, 32, 33, 100, 159, 160, 161,
+                                           287, 288, 289, 415, 1000, 2100};
+
+void ReportCase(const AttnCase& c, const AttnErr& e) {
+  std::printf("attn %-9s %-8s D=%3d Hkv=%d g=%d seqs=%zu new=%d | worst rel-L2 %.2e  max|err|/max|ref| %.2e\n",
+              std::string(KvCacheModeName(c.mode)).c_str(), std::string(DTypeName(c.fp)).c_str(), c.d,
+              c.hkv, c.g, c.lens.size(), c.num_new, e.worst_rel, e.worst_abs_frac);
+}
+
+TEST_F(KittyCudaTest, DecodeMatchesCpuReference) {
+  uint32_t seed = 100;
+  for (DType fp : {DType::kFloat16, DType::kBFloat16}) {
+    for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKivi2, KvCacheMode::kKitty,
+                             KvCacheMode::kKittyPro, KvCacheMode::kK4V2}) {
+      for (int d : {64, 128}) {
+        for (int g : {1, 2, 4, 8}) {
+          const AttnCase c{mode, fp, d, 2, g, kAwkwardLens, 1};
+          AttnErr e;
+          RunAttention(c, seed++, &e);
+          if (HasFatalFailure()) return;
+          ReportCase(c, e);
+        }
+      }
+    }
+  }
+}
+
+TEST_F(KittyCudaTest, DecodeOddGroupsAndLongSplits) {
+  uint32_t seed = 500;
+  for (int g : {3, 5, 6, 7}) {
+    const AttnCase c{KvCacheMode::kKittyPro, DType::kBFloat16, 128, 2, g, {5, 160, 289, 700}, 1};
+    AttnErr e;
+    RunAttention(c, seed++, &e);
+    if (HasFatalFailure()) return;
+    ReportCase(c, e);
+  }
+  // One long sequence: many splits per item, and a batch where splits are empty for short ones.
+  for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKittyPro}) {
+    for (const std::vector<int64_t>& lens :
+         std::vector<std::vector<int64_t>>{{8200}, {3, 8200, 40}}) {
+      const AttnCase c{mode, DType::kFloat16, 128, 1, 4, lens, 1};
+      AttnErr e;
+      RunAttention(c, seed++, &e);
+      if (HasFatalFailure()) return;
+      ReportCase(c, e);
+    }
+  }
+}
+
+TEST_F(KittyCudaTest, PrefillChunkMatchesCpuReference) {
+  uint32_t seed = 900;
+  for (DType fp : {DType::kFloat16, DType::kBFloat16}) {
+    for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKivi2, KvCacheMode::kKittyPro,
+                             KvCacheMode::kK4V2}) {
+      for (int d : {64, 128}) {
+        // Empty cache + 150-token prompt; cached prefixes around S+128 / S+256 + a chunk.
+        const AttnCase c{mode, fp, d, 2, 4, {0, 40, 161, 300}, 150};
+        AttnErr e;
+        RunAttention(c, seed++, &e);
+        if (HasFatalFailure()) return;
+        ReportCase(c, e);
+      }
+    }
+  }
+}
+
+// Small cases for compute-sanitizer (memcheck, racecheck): --gtest_filter=*Sanitizer*
+TEST_F(KittyCudaTest, SanitizerSmoke) {
+  PackCounts k, v;
+  RunPack(KvCacheMode::kKittyPro, DType::kBFloat16, 128, 2, 2, 7, false, &k, &v);
+  RunPack(KvCacheMode::kAuto, DType::kFloat16, 64, 2, 2, 8, false, &k, &v);
+  EXPECT_EQ(k.bad + v.bad, 0);
+  uint32_t seed = 77;
+  for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKivi2, KvCacheMode::kKittyPro}) {
+    for (int d : {64, 128}) {
+      AttnErr e;
+      RunAttention({mode, DType::kBFloat16, d, 2, 4, {1, 33, 161, 289, 700}, 1}, seed++, &e);
+      RunAttention({mode, DType::kFloat16, d, 1, 8, {40, 300}, 20}, seed++, &e);
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+TEST(KittyCudaApiTest, RejectsBadShapes) {
+  const KvCacheSpec spec = Spec(KvCacheMode::kKittyPro, 96, 2);
+  EXPECT_FALSE(MakeKittyGeometry(spec, DType::kFloat16, 4).ok());
+  const KvCacheSpec ok = Spec(KvCacheMode::kKittyPro, 128, 2);
+  EXPECT_FALSE(MakeKittyGeometry(ok, DType::kFloat32, 4).ok());
+  EXPECT_FALSE(MakeKittyGeometry(ok, DType::kFloat16, 3).ok());
+  EXPECT_FALSE(MakeKittyGeometry(ok, DType::kFloat16, 18).ok());
+  EXPECT_TRUE(MakeKittyGeometry(ok, DType::kBFloat16, 16).ok());
+}
+
+}  // namespace
+}  // namespace kitty::kernels::cuda
+
+#endif  // KITTY_HAVE_CUDA
