@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
 
 namespace kitty::runtime {
 
@@ -38,6 +40,8 @@ absl::StatusOr<std::vector<int32_t>> ParseTokenIds(absl::string_view text, absl:
 }
 
 void ParseFlagsOrDie(int argc, char** argv, absl::string_view usage) {
+  // Logs go to stderr: stdout carries the tools' results (JSON lines).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("kitty"));
   absl::SetProgramUsageMessage(usage);
   // Accept vLLM-style dashed names (--max-tokens) for Abseil's underscored flags (--max_tokens).
   static std::vector<std::string> storage;

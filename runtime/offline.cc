@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "models/kv_cache.h"
@@ -12,8 +13,11 @@ absl::StatusOr<kernels::KvCacheSpec> MakeSpecForModel(const models::ModelConfig&
                                                       const std::string& mode,
                                                       int sink_tokens_override,
                                                       double boost_fraction_override) {
-  ASSIGN_OR_RETURN(kernels::KvCacheMode m, kernels::ParseKvCacheMode(mode));
-  return kernels::MakeKvCacheSpec(m, config.head_dim, config.num_kv_heads, sink_tokens_override,
+  absl::StatusOr<kernels::KvCacheMode> m = kernels::ParseKvCacheMode(mode);
+  if (!m.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--kv-cache-dtype: ", m.status().message()));
+  }
+  return kernels::MakeKvCacheSpec(*m, config.head_dim, config.num_kv_heads, sink_tokens_override,
                                   boost_fraction_override);
 }
 

@@ -68,6 +68,10 @@ absl::StatusOr<std::vector<ModeScore>> EvaluateModes(
   const int V = m.config.vocab_size;
   std::vector<ModeScore> scores(specs.size());
   std::vector<double> nll(specs.size(), 0), kl(specs.size(), 0), agree(specs.size(), 0);
+  for (ModeScore& sc : scores) {
+    sc.doc_tokens.assign(docs.size(), 0);
+    sc.doc_sum_nll.assign(docs.size(), 0.0);
+  }
   int64_t positions = 0;
   std::vector<float> ref_rows, rows;
   std::vector<double> ref_lp, lp;
@@ -83,12 +87,13 @@ absl::StatusOr<std::vector<ModeScore>> EvaluateModes(
       } else {
         RETURN_IF_ERROR(DocumentLogits(m, specs[s], ids, &rows));
       }
+      double doc_nll = 0;
       for (int p = 0; p < n; ++p) {
         const float* r = rows.data() + static_cast<size_t>(p) * V;
         const float* rr = ref_rows.data() + static_cast<size_t>(p) * V;
         LogSoftmax(r, V, &lp);
         LogSoftmax(rr, V, &ref_lp);
-        nll[s] -= lp[ids[p + 1]];
+        doc_nll -= lp[ids[p + 1]];
         double k = 0;
         for (int i = 0; i < V; ++i) k += std::exp(ref_lp[i]) * (ref_lp[i] - lp[i]);
         kl[s] += k;
@@ -96,6 +101,9 @@ absl::StatusOr<std::vector<ModeScore>> EvaluateModes(
         const int a2 = static_cast<int>(std::max_element(rr, rr + V) - rr);
         agree[s] += (a1 == a2) ? 1 : 0;
       }
+      nll[s] += doc_nll;
+      scores[s].doc_tokens[d] = n;
+      scores[s].doc_sum_nll[d] = doc_nll;
     }
     if (progress) progress(static_cast<int>(d) + 1, static_cast<int>(docs.size()));
   }
@@ -110,6 +118,68 @@ absl::StatusOr<std::vector<ModeScore>> EvaluateModes(
     sc.top1_agreement = agree[s] / positions;
   }
   return scores;
+}
+
+ModeMemory ComputeModeMemory(const kernels::KvCacheSpec& spec, kernels::DType fp,
+                             const std::vector<int64_t>& doc_lengths) {
+  ModeMemory mm;
+  mm.mode = std::string(kernels::KvCacheModeName(spec.mode));
+  mm.head_dim = spec.head_dim;
+  mm.boost_channels = spec.quantized() ? spec.boost_channels : 0;
+  mm.sink_tokens = spec.sink_tokens;
+  mm.fp_dtype = std::string(kernels::DTypeName(fp));
+  const double hkv = spec.num_kv_heads;
+  const double P = kernels::KvCacheSpec::kPageTokens;
+  const double D = spec.head_dim;
+  const double fp_size = static_cast<double>(kernels::DTypeSize(fp));
+  // The pools of a one-layer cache with one unit of each kind: the page sizes the runtime
+  // allocates. The CPU pools hold the full-precision parts (sink, tails, `auto` pages) in
+  // float32; they are rescaled to `fp`, the element type the serving cache uses for them.
+  const models::KvCache pools(spec, /*num_layers=*/1, 1, 1, 1, 1);
+  const double cpu_to_fp = fp_size / 4.0;
+  if (spec.quantized()) {
+    mm.k_page_bytes = pools.k_page_bytes_all_layers();
+    mm.v_page_bytes = pools.v_page_bytes_all_layers();
+  } else {
+    mm.k_page_bytes = std::llround(pools.k_page_bytes_all_layers() * cpu_to_fp);
+    mm.v_page_bytes = std::llround(pools.v_page_bytes_all_layers() * cpu_to_fp);
+  }
+  mm.sealed_k = mm.k_page_bytes / (hkv * P);
+  mm.sealed_v = mm.v_page_bytes / (hkv * P);
+  mm.sink = spec.sink_tokens > 0
+                ? pools.sink_block_bytes_all_layers() * cpu_to_fp / (hkv * spec.sink_tokens)
+                : 2 * D * fp_size;
+  // One tail slot = K tail [Hkv][128][D] + V tail [Hkv][128+W][D].
+  const double tail_tokens = spec.k_tail_capacity() + spec.v_tail_capacity();
+  const double tail_per_token =
+      pools.tail_slot_bytes_all_layers() * cpu_to_fp / (hkv * tail_tokens);
+  mm.k_tail = tail_per_token;
+  mm.v_tail = tail_per_token;
+  mm.fp16_kv = 4 * D;
+  mm.k_bits_per_element = 8 * mm.sealed_k / D;
+  mm.v_bits_per_element = 8 * mm.sealed_v / D;
+  mm.bits_per_element = 8 * (mm.sealed_k + mm.sealed_v) / (2 * D);
+  mm.ratio_vs_fp16 = mm.fp16_kv / (mm.sealed_k + mm.sealed_v);
+
+  // Occupancy at each document's final length (KITTY.md §1.2 placement).
+  double bytes = 0, tokens = 0;
+  for (int64_t n : doc_lengths) {
+    const int64_t sink = std::min<int64_t>(n, spec.sink_tokens);
+    const int64_t x = n - sink;
+    const int64_t pk = x / kernels::KvCacheSpec::kPageTokens;
+    const int64_t ck = x % kernels::KvCacheSpec::kPageTokens;
+    const int64_t w = spec.v_window_tokens;
+    const int64_t pv = x < w ? 0 : (x - w) / kernels::KvCacheSpec::kPageTokens;
+    const int64_t v_tail = x - kernels::KvCacheSpec::kPageTokens * pv;
+    bytes += sink * mm.sink + pk * P * mm.sealed_k + pv * P * mm.sealed_v + ck * mm.k_tail +
+             v_tail * mm.v_tail;
+    tokens += static_cast<double>(n);
+  }
+  if (tokens > 0) {
+    mm.docs_bytes_per_token = bytes / tokens;
+    mm.docs_ratio_vs_fp16 = mm.fp16_kv / mm.docs_bytes_per_token;
+  }
+  return mm;
 }
 
 }  // namespace kitty::runtime

@@ -170,7 +170,10 @@ void AttendCpu(const KvCacheSpec& spec, const SeqKvView& view, int num_q_heads, 
          spec.v_tail_capacity(), v_new);
 
   const int num_items = n * num_q_heads;
-#pragma omp parallel for schedule(dynamic, 1)
+  // Threads only pay off for real work: for a decode step of a small model, waking OpenMP's
+  // workers costs far more than the loop (and oversubscribed cores make them spin).
+  const bool parallel = static_cast<int64_t>(num_items) * total * d_count > (int64_t{1} << 18);
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (int item = 0; item < num_items; ++item) {
     const int i = item / num_q_heads, hq = item % num_q_heads, h = hq / group;
     const float* qv = q + static_cast<int64_t>(item) * d_count;  // [D]

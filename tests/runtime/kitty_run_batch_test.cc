@@ -1,0 +1,144 @@
+// `kitty-run --prompts-file` contract (issue 5): one JSON line per request (plus "index" for
+// n > 1), then {"stats":{...}} with prefix_cache_queries_tokens, prefix_cache_hit_tokens,
+// num_preemptions and pages_in_use_at_exit; in every Kitty mode a shared long prefix is hit
+// and no page stays in use after finished, stopped and aborted requests.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "base/testing/test_data.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace kitty::runtime {
+namespace {
+
+using ::kitty::testing::BinDir;
+using ::kitty::testing::TestDataPath;
+
+struct RunResult {
+  int exit_code = -1;
+  std::vector<nlohmann::json> lines;
+};
+
+RunResult RunKittyRun(const std::string& args) {
+  RunResult r;
+  const std::string cmd = BinDir() + "/kitty-run " + args + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) r.lines.push_back(nlohmann::json::parse(line));
+  }
+  return r;
+}
+
+std::string WritePrompts(const std::string& name, const std::vector<std::string>& lines) {
+  const std::string path = (std::filesystem::temp_directory_path() / name).string();
+  std::ofstream f(path);
+  for (const auto& l : lines) f << l << "\n";
+  return path;
+}
+
+std::string Ids(int n, int base) {
+  std::string s = "[1";
+  for (int i = 1; i < n; ++i) s += "," + std::to_string(base + (i * 7) % 200);
+  return s + "]";
+}
+
+TEST(KittyRunBatchTest, SharedPrefixHitsAndNoPageLeftInEveryMode) {
+  // 400 shared tokens then distinct endings; a stop, an abort, an n=4 and a length finish.
+  const std::string prefix = Ids(400, 260);
+  auto with_suffix = [&](int s) {
+    return prefix.substr(0, prefix.size() - 1) + "," + std::to_string(300 + s) + "]";
+  };
+  const std::string file = WritePrompts(
+      "kitty_run_batch.jsonl",
+      {"{\"prompt_token_ids\":" + prefix + ",\"max_tokens\":4}",
+       "{\"prompt_token_ids\":" + with_suffix(1) + ",\"max_tokens\":6}",
+       "{\"prompt_token_ids\":" + with_suffix(2) + ",\"max_tokens\":50,\"abort_after_tokens\":2}",
+       "{\"prompt_token_ids\":" + with_suffix(3) + ",\"max_tokens\":8,\"stop\":[\"e\"]}",
+       "{\"prompt_token_ids\":" + with_suffix(4) +
+           ",\"max_tokens\":5,\"n\":4,\"temperature\":1.0,\"seed\":3}",
+       "{\"prompt\":\"Once upon a time\",\"max_tokens\":5}"});
+  for (const std::string mode : {"kivi2", "kitty", "kitty-pro", "k4v2", "auto"}) {
+    SCOPED_TRACE(mode);
+    const RunResult r =
+        RunKittyRun("--model " + TestDataPath("stories260K/hf") + " --kv-cache-dtype " + mode +
+                    " --prompts-file " + file + " --max-num-batched-tokens 256");
+    ASSERT_EQ(r.exit_code, 0);
+    ASSERT_EQ(r.lines.size(), 1u + 1 + 1 + 1 + 4 + 1 + 1);  // n=4 gives four lines
+    int indexed = 0;
+    for (size_t i = 0; i + 1 < r.lines.size(); ++i) {
+      const nlohmann::json& j = r.lines[i];
+      ASSERT_TRUE(j.contains("prompt_token_ids") && j.contains("token_ids") && j.contains("text") &&
+                  j.contains("finish_reason"));
+      if (j.contains("index")) ++indexed;
+    }
+    EXPECT_EQ(indexed, 4);
+    EXPECT_EQ(r.lines[2]["finish_reason"], "abort");
+    const nlohmann::json& stats = r.lines.back()["stats"];
+    EXPECT_EQ(stats["pages_in_use_at_exit"], 0);
+    EXPECT_GT(stats["prefix_cache_queries_tokens"].get<int64_t>(), 0);
+    // The 400-token prefix is computed by whichever request runs first; the other four hit
+    // its sink and first two segments (32 + 2*128 = 288 tokens) once they are committed.
+    EXPECT_GE(stats["prefix_cache_hit_tokens"].get<int64_t>(), 288);
+    EXPECT_TRUE(stats.contains("num_preemptions"));
+  }
+}
+
+TEST(KittyRunBatchTest, TinyBudgetForcesPreemptionAndFreesEverything) {
+  std::vector<std::string> lines;
+  // 260..271-token prompts hold one sealed page after prefill and seal a second one while
+  // decoding 40 tokens; 8 sequence slots but only ~8 K/V page pairs fit in 3 MB.
+  for (int i = 0; i < 12; ++i) {
+    lines.push_back("{\"prompt_token_ids\":" + Ids(260 + i, 270 + i) +
+                    ",\"max_tokens\":40,\"ignore_eos\":true}");
+  }
+  const std::string file = WritePrompts("kitty_run_preempt.jsonl", lines);
+  const RunResult r =
+      RunKittyRun("--model " + TestDataPath("stories260K/hf") +
+                  " --kv-cache-dtype auto --kv-cache-memory 3000000 --max-num-seqs 8"
+                  " --prompts-file " +
+                  file);
+  ASSERT_EQ(r.exit_code, 0);
+  ASSERT_EQ(r.lines.size(), 13u);
+  const nlohmann::json& stats = r.lines.back()["stats"];
+  EXPECT_GT(stats["num_preemptions"].get<int64_t>(), 0);
+  EXPECT_EQ(stats["pages_in_use_at_exit"], 0);
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(r.lines[i]["token_ids"].size(), 40u);
+}
+
+TEST(KittyRunBatchTest, BadLineIsAOneLineErrorNamingTheLine) {
+  const std::string file = WritePrompts("kitty_run_bad.jsonl", {"{\"prompt\":\"a\"}", "{oops"});
+  const std::string cmd =
+      BinDir() + "/kitty-run --model builtin:tiny --prompts-file " + file + " 2>&1 >/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string err;
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) err.append(buf, n);
+  const int status = pclose(p);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  // Exactly one error line (log lines aside), naming the line.
+  std::istringstream in(err);
+  int error_lines = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("kitty-run:", 0) == 0) {
+      ++error_lines;
+      EXPECT_NE(line.find("line 2"), std::string::npos) << line;
+    }
+  }
+  EXPECT_EQ(error_lines, 1) << err;
+}
+
+}  // namespace
+}  // namespace kitty::runtime
