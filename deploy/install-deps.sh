@@ -19,6 +19,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # test peers and tools: Python gRPC client, Prometheus server, plots
   python3 python3-grpcio python3-protobuf prometheus gnuplot-nox curl
+  # deployment checks (deploy/check-deploy.sh): YAML lint, PyYAML, Node.js for the pinned npm tools
+  yamllint python3-yaml nodejs
 )
 
 missing=()
@@ -32,4 +34,13 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "install-deps.sh: all ${#packages[@]} packages present"
+fi
+
+# npm for deploy/check-deploy.sh. Checked by command, not by package: a NodeSource nodejs
+# bundles npm (and conflicts with Debian's npm package); Debian's nodejs needs the package.
+if ! command -v npm >/dev/null; then
+  echo "install-deps.sh: installing npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
