@@ -648,6 +648,12 @@ void Engine::Impl::UpdateStats(double) {
   s.pages_used = bs.k_pages.num_used + bs.v_pages.num_used;
   s.pages_free = bs.k_pages.num_free + bs.v_pages.num_free;
   s.pages_cached = bs.k_pages.num_cached + bs.v_pages.num_cached;
+  s.k_pages_used = bs.k_pages.num_used;
+  s.k_pages_free = bs.k_pages.num_free;
+  s.k_pages_cached = bs.k_pages.num_cached;
+  s.v_pages_used = bs.v_pages.num_used;
+  s.v_pages_free = bs.v_pages.num_free;
+  s.v_pages_cached = bs.v_pages.num_cached;
   s.kv_cache_usage = total > 0 ? static_cast<double>(s.pages_used) / total : 0;
   s.prefix_cache_queries_tokens = bs.prefix_cache_queries_tokens;
   s.prefix_cache_hit_tokens = bs.prefix_cache_hit_tokens;

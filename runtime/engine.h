@@ -158,6 +158,8 @@ struct EngineStats {
   // KV memory by storage kind (bytes in use) and pool occupancy.
   int64_t sink_bytes = 0, tail_bytes = 0, k_page_bytes = 0, v_page_bytes = 0;
   int32_t pages_used = 0, pages_free = 0, pages_cached = 0, pages_total = 0;  // K+V pages
+  int32_t k_pages_used = 0, k_pages_free = 0, k_pages_cached = 0;             // per pool
+  int32_t v_pages_used = 0, v_pages_free = 0, v_pages_cached = 0;
   double effective_bits_per_element = 0;
   double compression_vs_fp16 = 0;
   double mean_step_time_s = 0;
