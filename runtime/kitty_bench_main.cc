@@ -16,6 +16,9 @@
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "runtime/bench_throughput.h"
+#ifdef KITTY_BENCH_SERVE
+#include "runtime/bench_serve.h"
+#endif
 #include "runtime/cli_util.h"
 #include "runtime/engine_flags.h"
 
@@ -27,6 +30,11 @@ ABSL_FLAG(std::string, max_num_seqs_sweep, "",
 ABSL_FLAG(bool, json, false, "Print JSON");
 ABSL_FLAG(std::string, plot, "", "Write a PNG plot of the sweep (gnuplot)");
 ABSL_FLAG(int64_t, seed, 0, "Seed of the random prompts");
+ABSL_FLAG(std::string, server, "127.0.0.1:50051", "serve: kitty-serve address host:port");
+ABSL_FLAG(std::string, request_rate, "0",
+          "serve: requests/s of the Poisson arrivals; comma-separated to sweep (0 = all at once)");
+ABSL_FLAG(int, max_concurrency, 64, "serve: requests in flight at most");
+ABSL_FLAG(double, range_ratio, 0.0, "serve: lengths uniform in len*(1-r) .. len*(1+r)");
 
 namespace kitty::runtime {
 namespace {
@@ -127,6 +135,86 @@ int Throughput() {
   return 0;
 }
 
+#ifdef KITTY_BENCH_SERVE
+void PlotServe(const std::vector<ServeBenchResult>& rs, const std::string& png) {
+  const std::string dat = png + ".dat";
+  std::ofstream d(dat);
+  for (const auto& r : rs) {
+    d << r.request_rate << " " << r.ttft_s.p50 * 1e3 << " " << r.ttft_s.p99 * 1e3 << " "
+      << r.tpot_s.p50 * 1e3 << " " << r.tpot_s.p99 * 1e3 << " " << r.output_throughput << "\n";
+  }
+  d.close();
+  const std::string script =
+      "set terminal png size 900,560; set output '" + png +
+      "'; set title 'kitty-bench serve'; set xlabel 'request rate (req/s; 0 = all at once)';"
+      " set ylabel 'ms'; set y2label 'output tokens/s'; set y2tics; set grid; set key left top;"
+      " plot '" +
+      dat +
+      "' u 1:2 w lp lw 2 t 'TTFT p50', '' u 1:3 w lp lw 2 t 'TTFT p99', '' u "
+      "1:4 w lp lw 2 t 'TPOT p50', '' u 1:5 w lp lw 2 t 'TPOT p99', '' u 1:6 axes x1y2 w lp lw "
+      "2 dt 2 t 'output tok/s'";
+  if (std::system(("gnuplot -e \"" + script + "\"").c_str()) != 0) {
+    std::fprintf(stderr, "%s: gnuplot failed; data left in %s\n", kTool, dat.c_str());
+  }
+}
+
+int Serve() {
+  ServeBenchOptions o;
+  o.server = absl::GetFlag(FLAGS_server);
+  o.max_concurrency = absl::GetFlag(FLAGS_max_concurrency);
+  o.num_prompts = absl::GetFlag(FLAGS_num_prompts);
+  o.input_len = absl::GetFlag(FLAGS_input_len);
+  o.output_len = absl::GetFlag(FLAGS_output_len);
+  o.range_ratio = absl::GetFlag(FLAGS_range_ratio);
+  o.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
+  std::vector<ServeBenchResult> results;
+  for (absl::string_view v :
+       absl::StrSplit(absl::GetFlag(FLAGS_request_rate), ',', absl::SkipWhitespace())) {
+    if (!absl::SimpleAtod(v, &o.request_rate) || o.request_rate < 0) {
+      DieWithStatus(kTool, absl::InvalidArgumentError("--request-rate: bad value"));
+    }
+    absl::StatusOr<ServeBenchResult> r = RunServeBench(o);
+    if (!r.ok()) DieWithStatus(kTool, r.status());
+    results.push_back(*r);
+  }
+  auto pct = [](const Percentiles& p) {
+    return nlohmann::json{{"mean", p.mean}, {"p50", p.p50}, {"p90", p.p90}, {"p99", p.p99}};
+  };
+  if (absl::GetFlag(FLAGS_json)) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& r : results) {
+      j.push_back({{"request_rate", r.request_rate},
+                   {"completed", r.completed},
+                   {"errors", r.errors},
+                   {"error_samples", r.error_samples},
+                   {"duration_s", r.duration_s},
+                   {"request_throughput", r.request_throughput},
+                   {"output_throughput", r.output_throughput},
+                   {"total_throughput", r.total_throughput},
+                   {"ttft_s", pct(r.ttft_s)},
+                   {"tpot_s", pct(r.tpot_s)},
+                   {"itl_s", pct(r.itl_s)},
+                   {"e2e_s", pct(r.e2e_s)}});
+    }
+    std::printf("%s\n", nlohmann::json{{"serve", j}}.dump().c_str());
+  } else {
+    std::printf("%8s %6s %5s %8s %10s %9s %9s %9s %9s %9s %9s\n", "rate", "done", "err", "req/s",
+                "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "ITL p99", "E2E p99");
+    for (const auto& r : results) {
+      std::printf("%8.2f %6d %5d %8.2f %10.1f %8.1fms %8.1fms %8.2fms %8.2fms %8.2fms %8.2fs\n",
+                  r.request_rate, r.completed, r.errors, r.request_throughput, r.output_throughput,
+                  r.ttft_s.p50 * 1e3, r.ttft_s.p99 * 1e3, r.tpot_s.p50 * 1e3, r.tpot_s.p99 * 1e3,
+                  r.itl_s.p99 * 1e3, r.e2e_s.p99);
+    }
+  }
+  if (const std::string png = absl::GetFlag(FLAGS_plot); !png.empty()) PlotServe(results, png);
+  for (const auto& r : results) {
+    if (r.errors > 0) return 1;
+  }
+  return 0;
+}
+#endif
+
 }  // namespace
 }  // namespace kitty::runtime
 
@@ -139,6 +227,14 @@ int main(int argc, char** argv) {
   argv[1] = argv[0];
   kitty::runtime::ParseFlagsOrDie(argc - 1, argv + 1, "kitty-bench throughput|serve [flags]");
   if (sub == "throughput") return kitty::runtime::Throughput();
+#ifdef KITTY_BENCH_SERVE
+  if (sub == "serve") return kitty::runtime::Serve();
+#else
+  if (sub == "serve") {
+    std::fprintf(stderr, "kitty-bench: serve needs a build with gRPC (KITTY_BUILD_SERVER=ON)\n");
+    return 2;
+  }
+#endif
   std::fprintf(stderr, "kitty-bench: unknown subcommand \"%s\" (throughput|serve)\n", sub.c_str());
   return 2;
 }
