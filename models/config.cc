@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "nlohmann/json.hpp"
 
 namespace kitty::models {
@@ -45,19 +46,9 @@ constexpr char kSupportedArchitectures[] =
     "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM";
 constexpr char kSupportedModelTypes[] = "llama, qwen2, qwen3, mistral";
 
-// absl::StrCat that also takes std::string_view (Debian's Abseil has its own
-// absl::string_view, which std::string_view does not convert to).
-template <typename T>
-decltype(auto) CatArg(const T& v) {
-  if constexpr (std::is_same_v<T, std::string_view>) {
-    return absl::string_view(v.data(), v.size());
-  } else {
-    return (v);
-  }
-}
 template <typename... Args>
 std::string Cat(const Args&... args) {
-  return absl::StrCat(CatArg(args)...);
+  return kitty::StrCat(args...);
 }
 
 absl::Status Error(absl::StatusCode code, std::string_view path, std::string_view message) {

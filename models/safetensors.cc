@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "nlohmann/json.hpp"
 
 namespace kitty::models {
@@ -40,19 +41,9 @@ constexpr char kIndexFile[] = "model.safetensors.index.json";
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 constexpr uint64_t kProgressThresholdBytes = 1'000'000'000;
 
-// absl::StrCat that also takes std::string_view (Debian's Abseil has its own
-// absl::string_view, which std::string_view does not convert to).
-template <typename T>
-decltype(auto) CatArg(const T& v) {
-  if constexpr (std::is_same_v<T, std::string_view>) {
-    return absl::string_view(v.data(), v.size());
-  } else {
-    return (v);
-  }
-}
 template <typename... Args>
 std::string Cat(const Args&... args) {
-  return absl::StrCat(CatArg(args)...);
+  return kitty::StrCat(args...);
 }
 
 absl::Status Error(absl::StatusCode code, std::string_view path, std::string_view message) {
