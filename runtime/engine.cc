@@ -525,6 +525,28 @@ bool Engine::Impl::Step() {
     packs_ += static_cast<int64_t>(out.pack_jobs.size());
     int num_prompt = 0, num_gen = 0;
     const int V = model_->config.vocab_size;
+    // Sample every ordinary (non-forking) output in parallel: each owns its sampler, and a
+    // large-vocabulary row costs real time. Tokens are then handled in batch order.
+    std::vector<std::optional<SampleResult>> presampled(B);
+    std::vector<std::pair<size_t, OutputState*>> jobs;
+    for (size_t i = 0; i < B; ++i) {
+      const scheduler::ScheduledSequence& ss = out.sequences[i];
+      if (!ss.samples) continue;
+      auto owner = seq_owner_.find(ss.id);
+      if (owner == seq_owner_.end()) continue;
+      RequestState& r = *owner->second.first;
+      const int32_t idx = owner->second.second;
+      if (idx == 0 && r.outputs.size() == 1 && r.req.params.n > 1) continue;  // forks below
+      jobs.emplace_back(i, &r.outputs[idx]);
+    }
+#pragma omp parallel for schedule(dynamic, 4) if (jobs.size() > 8)
+    for (size_t j = 0; j < jobs.size(); ++j) {
+      const size_t i = jobs[j].first;
+      OutputState& o = *jobs[j].second;
+      const RequestState& r = *seq_owner_.at(out.sequences[i].id).first;
+      presampled[i] = o.sampler->Sample(absl::MakeConstSpan(logits).subspan(i * V, V),
+                                        r.req.prompt_token_ids, o.tokens);
+    }
     for (size_t i = 0; i < B; ++i) {
       const scheduler::ScheduledSequence& ss = out.sequences[i];
       const scheduler::Sequence* seq = scheduler_->Find(ss.id);
@@ -567,7 +589,9 @@ bool Engine::Impl::Step() {
         continue;
       }
       OutputState& o = r.outputs[idx];
-      const SampleResult s = o.sampler->Sample(row, r.req.prompt_token_ids, o.tokens);
+      const SampleResult s = presampled[i].has_value()
+                                 ? *presampled[i]
+                                 : o.sampler->Sample(row, r.req.prompt_token_ids, o.tokens);
       ++num_gen;
       HandleToken(r, o, s, delta_for(&r));
       CompleteRequest(r, delta_for(&r));

@@ -50,12 +50,25 @@ Sampler::Sampler(const SamplingParams& params, uint64_t fallback_seed)
 SampleResult Sampler::Sample(absl::Span<const float> logits_in, absl::Span<const int32_t> prompt,
                              absl::Span<const int32_t> output) {
   const int V = static_cast<int>(logits_in.size());
-  // Log-softmax of the raw logits, for reported logprobs.
-  double mx = logits_in[0];
-  for (float x : logits_in) mx = std::max<double>(mx, x);
-  double sum = 0;
-  for (float x : logits_in) sum += std::exp(x - mx);
-  const double lse = std::log(sum) + mx;
+  const bool penalties = params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
+                         params_.frequency_penalty != 0.0f;
+  // Log-softmax normalizer of the raw logits: only needed for reported logprobs.
+  double lse = 0;
+  if (params_.logprobs > 0) {
+    double mx = logits_in[0];
+    for (float x : logits_in) mx = std::max<double>(mx, x);
+    double sum = 0;
+    for (float x : logits_in) sum += std::exp(x - mx);
+    lse = std::log(sum) + mx;
+  }
+  // Fast path: plain greedy reads the logits in place (no copy of a 150k-entry row).
+  if (params_.temperature <= 0.0f && !penalties && params_.logprobs == 0) {
+    SampleResult r;
+    r.token_id = static_cast<int32_t>(std::max_element(logits_in.begin(), logits_in.end()) -
+                                      logits_in.begin());  // first max on ties
+    r.logprob = 0;
+    return r;
+  }
 
   std::vector<float> logits(logits_in.begin(), logits_in.end());
   // Penalties (vLLM semantics): repetition over prompt + output; presence/frequency over output.
@@ -126,8 +139,8 @@ SampleResult Sampler::Sample(absl::Span<const float> logits_in, absl::Span<const
     }
     r.token_id = order[pick];
   }
-  r.logprob = static_cast<float>(logits_in[r.token_id] - lse);
   if (params_.logprobs > 0) {
+    r.logprob = static_cast<float>(logits_in[r.token_id] - lse);
     std::vector<int32_t> idx(V);
     std::iota(idx.begin(), idx.end(), 0);
     const int n = std::min(params_.logprobs, V);

@@ -611,8 +611,17 @@ TEST(ServeE2eOwnServerTest, SigtermDrainsActiveStreamsThenExitsZero) {
                                                std::to_string(kTokens), "--ignore-eos", "--json"}),
                                   dir, absl::StrCat("drain", i)));
   }
-  // The first stream is running and has delivered tokens; the others are queued.
-  ASSERT_TRUE(PollUntil([&] { return !clients[0]->out().empty(); }, std::chrono::seconds(60)));
+  // The first stream has delivered tokens and every stream has reached the server (finished,
+  // running or queued; each runs ~0.5 s, so most are still queued when SIGTERM comes).
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        return !clients[0]->out().empty() &&
+               server.Metric("vllm:request_success_total", {}) +
+                       server.Metric("vllm:num_requests_running", {}) +
+                       server.Metric("vllm:num_requests_waiting", {}) >=
+                   kStreams;
+      },
+      std::chrono::seconds(60)));
   server.process().Signal(SIGTERM);
 
   // Health goes NOT_SERVING; new calls are UNAVAILABLE while the streams finish.
