@@ -83,17 +83,27 @@ absl::StatusOr<ModelConfig> BuiltinModelConfig(const std::string& name) {
 }
 
 absl::StatusOr<LoadedModel> LoadModel(const std::string& name_or_dir) {
+  return LoadModel(name_or_dir, LoadModelOptions{});
+}
+
+absl::StatusOr<LoadedModel> LoadModel(const std::string& name_or_dir,
+                                      const LoadModelOptions& options) {
   LoadedModel out;
   out.name = name_or_dir;
   if (absl::StartsWith(name_or_dir, "builtin:") || absl::StartsWith(name_or_dir, "synthetic:")) {
     ASSIGN_OR_RETURN(out.config, BuiltinModelConfig(name_or_dir));
-    ASSIGN_OR_RETURN(out.model, LlamaModel::Random(out.config, /*seed=*/20251118));
+    if (options.host_weights) {
+      ASSIGN_OR_RETURN(out.model, LlamaModel::Random(out.config, kRandomWeightSeed));
+    }
     if (name_or_dir == "builtin:tiny") out.tokenizer = Tokenizer::ByteLevelBuiltin();
     return out;
   }
   ASSIGN_OR_RETURN(out.config, LoadModelConfig(name_or_dir));
-  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsModel> weights, SafetensorsModel::Open(name_or_dir));
-  ASSIGN_OR_RETURN(out.model, LlamaModel::Load(out.config, *weights));
+  if (options.host_weights) {
+    ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsModel> weights,
+                     SafetensorsModel::Open(name_or_dir));
+    ASSIGN_OR_RETURN(out.model, LlamaModel::Load(out.config, *weights));
+  }
   const std::string tok_path = name_or_dir + "/tokenizer.json";
   if (std::filesystem::exists(tok_path)) {
     ASSIGN_OR_RETURN(out.tokenizer, Tokenizer::FromFile(tok_path));

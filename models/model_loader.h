@@ -24,16 +24,29 @@ namespace kitty::models {
 struct LoadedModel {
   std::string name;  // the --model argument
   ModelConfig config;
-  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<LlamaModel> model;     // null when loaded with host_weights = false
   std::unique_ptr<Tokenizer> tokenizer;  // null when the directory has no tokenizer.json
 };
+
+// Seed of the random weights of builtin:* and synthetic:* models (LlamaModel::Random).
+inline constexpr uint64_t kRandomWeightSeed = 20251118;
 
 // The config of a built-in or synthetic model name; NotFound for unknown names (the message
 // lists the known ones).
 absl::StatusOr<ModelConfig> BuiltinModelConfig(const std::string& name);
 std::vector<std::string> BuiltinModelNames();
 
+struct LoadModelOptions {
+  // false: leave LoadedModel::model null (config and tokenizer only) for device runners that
+  // read the checkpoint themselves (the CUDA runner reads bf16/fp16 from the safetensors mmap
+  // and generates builtin/synthetic weights on the device), so models too large for float32
+  // host weights load. The CPU runner needs host weights.
+  bool host_weights = true;
+};
+
 absl::StatusOr<LoadedModel> LoadModel(const std::string& name_or_dir);
+absl::StatusOr<LoadedModel> LoadModel(const std::string& name_or_dir,
+                                      const LoadModelOptions& options);
 
 }  // namespace kitty::models
 

@@ -1,0 +1,72 @@
+// File: kernels/cuda/model_ops_host.h
+// -----------------------------------------------------------------------------
+// Host API of the model kernels (model_ops.h launchers behind shape checks that return a
+// Status) and the cuBLAS GEMM of the CUDA backend. Work is enqueued on the given stream; no
+// call synchronizes. Host code only (compiles without nvcc).
+#ifndef KITTY_KERNELS_CUDA_MODEL_OPS_HOST_H_
+#define KITTY_KERNELS_CUDA_MODEL_OPS_HOST_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/model_ops.h"
+#include "kernels/dtype.h"
+
+struct cublasContext;
+
+namespace kitty::kernels::cuda {
+
+// kFloat16 → kF16, kBFloat16 → kBF16; InvalidArgument otherwise.
+absl::StatusOr<ModelElem> ModelElemOf(DType t);
+
+// Linear layers through cuBLAS (GemmEx, fp32 accumulation, tensor cores for fp16/bf16 in):
+//   y[rows][n] = x[rows][k] · w[n][k]^T + beta · y
+// x and w in `in` (fp16/bf16), y in `out` (float32 or `in`). Row-major, PyTorch weight layout.
+// The handle is bound to one stream and owns a fixed workspace (graph-capture safe).
+class CublasGemm {
+ public:
+  static absl::StatusOr<std::unique_ptr<CublasGemm>> Create(cudaStream_t stream);
+  ~CublasGemm();
+  CublasGemm(const CublasGemm&) = delete;
+  CublasGemm& operator=(const CublasGemm&) = delete;
+
+  absl::Status Linear(DType in, const void* x, int rows, int k, const void* w, int n, DType out,
+                      void* y, float beta = 0.0f) const;
+
+ private:
+  CublasGemm() = default;
+  cublasContext* handle_ = nullptr;
+  DeviceBuffer workspace_;
+};
+
+// Status wrappers (argument checks, then the launcher of model_ops.h).
+absl::Status Embedding(DType t, const void* table, const int32_t* ids, int rows, int dim, float* x,
+                       cudaStream_t stream);
+absl::Status RmsNorm(DType t, float* x, const float* residual, const int32_t* row_index,
+                     const float* weight, int rows, int dim, float eps, void* out,
+                     cudaStream_t stream);
+absl::Status RopeTable(const float* inv_freq, const int32_t* positions, int rows, int half,
+                       float* cos_sin, cudaStream_t stream);
+absl::Status QkvEpilogue(DType t, const float* qkv, const float* bias, const float* q_norm,
+                         const float* k_norm, float eps, const float* cos_sin, int rows,
+                         int num_q_heads, int num_kv_heads, int head_dim, void* q, void* k, void* v,
+                         cudaStream_t stream);
+absl::Status SiluMul(DType t, const void* gate_up, int rows, int inter, void* out,
+                     cudaStream_t stream);
+absl::Status KvCopySegments(DType t, const KvCopySegment* segs, int num_segs, int max_rows,
+                            int layer, int num_kv_heads, int head_dim, cudaStream_t stream);
+absl::Status GenericPackK(const KittyGeometry& g, DType t, const KittyPackJob* jobs, int num_jobs,
+                          cudaStream_t stream);
+absl::Status GenericPackV(const KittyGeometry& g, DType t, const KittyPackJob* jobs, int num_jobs,
+                          cudaStream_t stream);
+absl::Status GenericAttention(const KittyGeometry& g, DType t, const KittyAttentionBatch& batch,
+                              cudaStream_t stream);
+absl::Status RandomFill(DType t, void* out, int64_t n, uint64_t state_before, float std,
+                        cudaStream_t stream);
+
+}  // namespace kitty::kernels::cuda
+
+#endif  // KITTY_KERNELS_CUDA_MODEL_OPS_HOST_H_
