@@ -18,7 +18,8 @@ std::ostream& operator<<(std::ostream& os, const SeqKvCounters& c) {
 }
 
 absl::StatusOr<BlockManagerConfig> SizeBlockManager(int64_t budget_bytes, int32_t max_num_seqs,
-                                                    const BlockManagerConfig& unit_sizes) {
+                                                    const BlockManagerConfig& unit_sizes,
+                                                    int32_t pages_per_seq) {
   const BlockManagerConfig& u = unit_sizes;
   if (max_num_seqs <= 0 || u.k_page_bytes <= 0 || u.v_page_bytes <= 0 || u.sink_block_bytes <= 0 ||
       u.tail_slot_bytes <= 0) {
@@ -29,7 +30,8 @@ absl::StatusOr<BlockManagerConfig> SizeBlockManager(int64_t budget_bytes, int32_
   }
   const int64_t per_seq_bytes = u.sink_block_bytes + u.tail_slot_bytes;
   const int64_t pair_bytes = u.k_page_bytes + u.v_page_bytes;
-  const int64_t seqs = std::min<int64_t>(max_num_seqs, budget_bytes / (per_seq_bytes + pair_bytes));
+  const int64_t seqs = std::min<int64_t>(
+      max_num_seqs, budget_bytes / (per_seq_bytes + std::max(1, pages_per_seq) * pair_bytes));
   if (seqs <= 0) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "KV cache budget of ", budget_bytes, " bytes cannot hold one sequence (", per_seq_bytes,

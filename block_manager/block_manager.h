@@ -70,16 +70,19 @@ struct BlockManagerConfig {
 //
 //   per_seq_bytes  = sink_block_bytes + tail_slot_bytes          (private state of one sequence)
 //   pair_bytes     = k_page_bytes + v_page_bytes                 (one K page + one V page)
-//   num_seqs       = min(max_num_seqs, budget_bytes / (per_seq_bytes + pair_bytes))
+//   num_seqs       = min(max_num_seqs,
+//                        budget_bytes / (per_seq_bytes + pages_per_seq * pair_bytes))
 //   num_sink_blocks = num_tail_slots = num_seqs                   (one of each per sequence)
 //   num_k_pages    = num_v_pages = (budget_bytes - num_seqs * per_seq_bytes) / pair_bytes
 //
-// i.e. sequence slots are reserved first (each with room for at least one page pair), the rest
-// of the budget goes to pages. K and V get equal counts since V page i exists iff K page i
+// i.e. sequence slots are reserved first (each with room for `pages_per_seq` page pairs: the
+// pages a typical sequence needs, so fixed per-sequence state does not crowd out pages), the
+// rest of the budget goes to pages. K and V get equal counts since V page i exists iff K page i
 // did (K leads V by at most one page per sequence). kResourceExhausted when the budget cannot
 // hold one sequence with one page pair; kInvalidArgument on non-positive sizes.
 absl::StatusOr<BlockManagerConfig> SizeBlockManager(int64_t budget_bytes, int32_t max_num_seqs,
-                                                    const BlockManagerConfig& unit_sizes);
+                                                    const BlockManagerConfig& unit_sizes,
+                                                    int32_t pages_per_seq = 1);
 
 // The per-sequence counters of KITTY.md §1.2, identical in every layer.
 struct SeqKvCounters {

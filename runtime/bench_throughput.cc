@@ -71,6 +71,7 @@ absl::StatusOr<std::vector<ThroughputResult>> RunThroughput(
       ec.kv_cache_dtype = mode;
       ec.max_num_seqs = seqs;
       ec.measure_bandwidth = true;
+      ec.expected_tokens_per_seq = o.input_len + o.output_len;
       ec.enable_prefix_caching = false;  // random prompts: nothing to share; no hash work
       ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(ec, model));
       StepRecorder rec(engine->cache_info());

@@ -188,8 +188,12 @@ absl::Status Engine::Impl::Init() {
   if (spec_.sink_tokens == 0) {
     return absl::InvalidArgumentError("--kv-sink-tokens must be at least 1 for the engine");
   }
-  ASSIGN_OR_RETURN(block_manager::BlockManagerConfig bmc,
-                   block_manager::SizeBlockManager(budget, config_.max_num_seqs, units));
+  const int pages_per_seq = std::max(1, (config_.expected_tokens_per_seq - spec_.sink_tokens +
+                                         kernels::KvCacheSpec::kPageTokens - 1) /
+                                            kernels::KvCacheSpec::kPageTokens);
+  ASSIGN_OR_RETURN(
+      block_manager::BlockManagerConfig bmc,
+      block_manager::SizeBlockManager(budget, config_.max_num_seqs, units, pages_per_seq));
   RETURN_IF_ERROR(runner_->AllocateKv(
       spec_, {bmc.num_k_pages, bmc.num_v_pages, bmc.num_sink_blocks, bmc.num_tail_slots}));
   bm_ = std::make_unique<block_manager::BlockManager>(bmc);

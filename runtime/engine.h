@@ -45,6 +45,10 @@ struct EngineConfig {
   int max_queued_requests = 1024;  // inbox + waiting bound → RESOURCE_EXHAUSTED beyond
   bool enable_prefix_caching = true;
   bool measure_bandwidth = false;  // measure the device copy bandwidth at start (benchmarks)
+  // Typical tokens per sequence, for sizing: each sequence slot (fixed full-precision sink and
+  // tails) is reserved together with the pages such a sequence needs. 0: one page pair per
+  // slot (the most concurrent sequences; growth beyond that preempts).
+  int expected_tokens_per_seq = 0;
 };
 
 struct Request {

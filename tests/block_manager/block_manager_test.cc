@@ -471,6 +471,10 @@ TEST(SizeBlockManagerTest, ReservesSequenceSlotsThenFillsPages) {
   ASSERT_OK_AND_ASSIGN(c, SizeBlockManager(3 * 5400 + 10, 100, units));
   EXPECT_EQ(c.num_tail_slots, 3);
   EXPECT_EQ(c.num_k_pages, 3);
+  // With 4 page pairs expected per sequence, each slot keeps room for them: 3500 + 4*1900.
+  ASSERT_OK_AND_ASSIGN(c, SizeBlockManager(10 * 11100, 100, units, /*pages_per_seq=*/4));
+  EXPECT_EQ(c.num_tail_slots, 10);
+  EXPECT_EQ(c.num_k_pages, 40);
   EXPECT_THAT(SizeBlockManager(5000, 10, units),
               StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("cannot hold")));
   units.k_page_bytes = 0;
