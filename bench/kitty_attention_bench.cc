@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -25,10 +26,10 @@ constexpr int kP = KvCacheSpec::kPageTokens;
 constexpr int kHq = 32, kHkv = 8, kD = 128;
 constexpr DType kFp = DType::kBFloat16;
 
-#define CK(expr)                                                                        \
-  do {                                                                                  \
-    cudaError_t e_ = (expr);                                                            \
-    KITTY_CHECK(e_ == cudaSuccess) << #expr << ": " << cudaGetErrorString(e_);          \
+#define CK(expr)                                                               \
+  do {                                                                         \
+    cudaError_t e_ = (expr);                                                   \
+    KITTY_CHECK(e_ == cudaSuccess) << #expr << ": " << cudaGetErrorString(e_); \
   } while (0)
 
 void* Alloc(size_t bytes) {
@@ -90,10 +91,11 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters) {
   const SeqKvCounters c = KvCountersForLength(spec, ctx);
   // Bytes one decode step must move: everything cached + q + the new k/v + the output.
   const double fp_row = 2.0 * kD;
-  const double per_seq = kHkv * (2.0 * c.sink_tokens * fp_row + double(c.num_k_pages) * geo.k_head_bytes +
-                                 double(c.num_v_pages) * geo.v_head_bytes +
-                                 (c.k_tail_tokens + c.v_tail_tokens) * fp_row + 2 * fp_row) +
-                         2.0 * kHq * fp_row;
+  const double per_seq =
+      kHkv * (2.0 * c.sink_tokens * fp_row + double(c.num_k_pages) * geo.k_head_bytes +
+              double(c.num_v_pages) * geo.v_head_bytes +
+              (c.k_tail_tokens + c.v_tail_tokens) * fp_row + 2 * fp_row) +
+      2.0 * kHq * fp_row;
   const double state_bytes = per_seq * batch;
   // Replicas of the whole batch state so that repeated launches do not hit L2 (60 MB).
   const int reps = std::max(1, std::min(16, static_cast<int>(std::ceil(480e6 / state_bytes))));
@@ -125,7 +127,8 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters) {
   CK(cudaEventElapsedTime(&pack_ms, e0, e1));
   // Sink and tails: a non-zero bf16 pattern (0x3c3c ~ 0.0115); their values do not change timing.
   const size_t sink_elems = size_t{2} * kHkv * spec.sink_tokens * kD;
-  const size_t kt_elems = size_t{kHkv} * kP * kD, vt_elems = size_t{kHkv} * spec.v_tail_capacity() * kD;
+  const size_t kt_elems = size_t{kHkv} * kP * kD,
+               vt_elems = size_t{kHkv} * spec.v_tail_capacity() * kD;
   void* sink = Alloc(2 * sink_elems * slots);
   void* kt = Alloc(2 * kt_elems * slots);
   void* vt = Alloc(2 * vt_elems * slots);
@@ -137,8 +140,14 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters) {
   for (int64_t p = 0; p < num_pages; ++p) ids[p] = static_cast<int32_t>(p);
   std::shuffle(ids.begin(), ids.end(), std::mt19937(3));
   for (int s = 0; s < slots; ++s) {
-    descs[s] = {s, c.sink_tokens, c.num_k_pages, c.k_tail_tokens, c.num_v_pages, c.v_tail_tokens,
-                s * pages_per_seq, 0};
+    descs[s] = {s,
+                c.sink_tokens,
+                c.num_k_pages,
+                c.k_tail_tokens,
+                c.num_v_pages,
+                c.v_tail_tokens,
+                s * pages_per_seq,
+                0};
   }
   KittySeqDesc* desc_d = Upload(descs);
   int32_t* ids_d = Upload(ids);
@@ -168,7 +177,8 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters) {
     b.scale = 1.0f / std::sqrt(float(kD));
     b.max_item_tokens = int64_t{ctx} + 1;
     CK(cudaEventRecord(e0));
-    const absl::Status st = KittyAttention(spec, kFp, kHq, b, plan, ws, plan.workspace_bytes, nullptr);
+    const absl::Status st =
+        KittyAttention(spec, kFp, kHq, b, plan, ws, plan.workspace_bytes, nullptr);
     CK(cudaEventRecord(e1));
     KITTY_CHECK(st.ok()) << st;
     CK(cudaEventSynchronize(e1));
@@ -177,11 +187,13 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters) {
     if (i >= 5) ms.push_back(t);
   }
   CK(cudaGetLastError());
-  std::fprintf(stderr, "  %s %dx%d: replicas %d, splits %d x %d chunks, pack of %lld K+V pages %.3f ms\n",
+  std::fprintf(stderr,
+               "  %s %dx%d: replicas %d, splits %d x %d chunks, pack of %lld K+V pages %.3f ms\n",
                std::string(KvCacheModeName(mode)).c_str(), batch, ctx, reps, plan.num_splits,
                plan.chunks_per_split, (long long)num_pages, pack_ms);
-  for (void* p : {(void*)kpool, (void*)vpool, (void*)src, (void*)kj_d, (void*)vj_d, sink, kt, vt,
-                  (void*)desc_d, (void*)ids_d, (void*)items_d, (void*)q, (void*)kn, (void*)vn, out, ws})
+  for (void* p :
+       {(void*)kpool, (void*)vpool, (void*)src, (void*)kj_d, (void*)vj_d, sink, kt, vt,
+        (void*)desc_d, (void*)ids_d, (void*)items_d, (void*)q, (void*)kn, (void*)vn, out, ws})
     CK(cudaFree(p));
   CK(cudaEventDestroy(e0));
   CK(cudaEventDestroy(e1));
@@ -190,23 +202,44 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters) {
 
 int Main(int argc, char** argv) {
   int iters = 30;
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--iters") iters = std::atoi(argv[i + 1]);
+  std::vector<std::string> only_modes;           // --mode NAME (repeatable): default all
+  std::vector<std::pair<int, int>> only_shapes;  // --shape BxCTX (repeatable): default all
+  bool no_copy = false;                          // --no-copy: skip the copy roofline
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--no-copy") no_copy = true;
+    if (i + 1 >= argc) continue;
+    if (a == "--iters") iters = std::atoi(argv[i + 1]);
+    if (a == "--mode") only_modes.push_back(argv[i + 1]);
+    if (a == "--shape") {
+      int b = 0, c = 0;
+      if (std::sscanf(argv[i + 1], "%dx%d", &b, &c) == 2) only_shapes.push_back({b, c});
+    }
+  }
   if (!CudaDeviceAvailable()) {
     std::printf("no CUDA device\n");
     return 1;
   }
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
-  const double copy_bw = CopyBandwidth();
+  const double copy_bw = no_copy ? 4228e9 : CopyBandwidth();  // --no-copy: last measured value
+  const char* impl = std::getenv("KITTY_ATTN_IMPL");
+  std::printf(
+      "kernel impl: %s, CTAs/SM target: %s\n", impl ? impl : "default",
+      std::getenv("KITTY_ATTN_CTAS_PER_SM") ? std::getenv("KITTY_ATTN_CTAS_PER_SM") : "default");
   std::printf("device: %s, %d SMs; D2D copy bandwidth (read+write) %.0f GB/s\n", prop.name,
               prop.multiProcessorCount, copy_bw / 1e9);
   std::printf("| mode | batch x ctx | time (us) | bytes read (MB) | GB/s | %% of copy |\n");
   std::printf("|---|---|---|---|---|---|\n");
-  const std::vector<std::pair<int, int>> shapes = {{1, 8192}, {8, 8192}, {16, 8192},
-                                                   {32, 8192}, {64, 8192}, {8, 32768}};
+  std::vector<std::pair<int, int>> shapes = {{1, 8192},  {8, 8192},  {16, 8192},
+                                             {32, 8192}, {64, 8192}, {8, 32768}};
+  if (!only_shapes.empty()) shapes = only_shapes;
   for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKivi2, KvCacheMode::kKitty,
                            KvCacheMode::kKittyPro, KvCacheMode::kK4V2}) {
+    const std::string mname(KvCacheModeName(mode));
+    if (!only_modes.empty() &&
+        std::find(only_modes.begin(), only_modes.end(), mname) == only_modes.end())
+      continue;
     for (auto [b, ctx] : shapes) {
       const Result r = RunCase(mode, b, ctx, iters);
       const double bw = r.bytes / (r.us * 1e-6);

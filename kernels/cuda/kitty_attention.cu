@@ -22,12 +22,19 @@
 //   PV (rows = channels, n = heads): tile m row r -> channel (D/8)r + m, row r+8 -> (D/8)r+D/16+m;
 //                                   k-step ks k-rows -> tokens 32c4+ks + (0,16,8,24)
 // Scores live in shared memory as sc[head][u(t)], u(t) = 8*(t%16) + t/16, row stride 132.
+//
+// Two kernels share this layout: KittyAttentionKernel (below; "legacy", exact fp16 dequant as
+// the reference, FMA path for full-precision rows) and KittyAttentionKernelV2 (further down;
+// the default: scale/min folded out of the dequant, one LOP3 per two codes, tensor cores for
+// full-precision rows too). KITTY_ATTN_IMPL picks one at run time (see AttnImpl()).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "kernels/cuda/kitty_launch.h"
@@ -616,19 +623,686 @@ __global__ void KittyMergeKernel(const float* __restrict__ ws, int num_splits, v
   static_cast<T*>(out)[head * D + d] = FromF<T>(O / L);
 }
 
-size_t AttnSmemBytes(const KittyGeometry& g) {
+// =====================================================================================
+// V2 kernel (issue 7 performance pass). Same grid, staging and online softmax as the kernel
+// above; what changes is the arithmetic per chunk:
+//  - Quantized pages: scale and min are folded out of the dequant (exact algebra):
+//      K: score_t = sum_d (q_d s_d) c_td + sum_d q_d m_d   (per-channel s, m of the page)
+//      V: o_d     = sum_t (p_t s_t) c_td + sum_t p_t m_t   (per-token s, m)
+//    so the tensor-core A operand is a function of the 2-bit codes only. One LOP3 per fp16x2
+//    turns two codes into x = 1 + c/f (code bits placed at mantissa bits 6-7, f = 16, or
+//    8-9, f = 4, of 1.0 = 0x3C00), i.e. c = f (x - 1). Tiles with even index use f = 4,
+//    odd f = 16 (fixed by which bit pair the code sits in). The "-1" terms (sum of the B
+//    operand) and the min terms come from two extra mma per k-step with constant / min rows.
+//    B operands: q' = q*s (fp16) for K, p' = p*s (fp16) for V; boosted (INT4) K channels:
+//    c = lo + 4 hi, the hi plane is a second GEMM over the DB ranks with B'' = 4 q' of the
+//    channel of each rank.
+//  - Full-precision rows (sink, tails, new tokens, auto pages) also use mma (fp16 or bf16
+//    operands = the storage type; p rounded to it) instead of the fp32 FMA loops.
+//  - O is kept as o = sum_t p' x per tile plus P1 = sum p', PM = sum p m per head:
+//      O = f_m (o - P1) + PM  (f_m per tile); full-precision rows add p v / f_m to o.
+// =====================================================================================
+constexpr uint32_t kOne2 = 0x3C003C00u;   // fp16x2 (1, 1)
+constexpr uint32_t kMk3 = 0x00C000C0u;    // code at mantissa bits 6-7 -> 1 + c/16
+constexpr uint32_t kMk4 = 0x03000300u;    // code at mantissa bits 8-9 -> 1 + c/4
+
+__device__ __forceinline__ uint32_t Lop1(uint32_t x, uint32_t m) { return (x & m) | kOne2; }
+
+// 16-bit halves with 8 codes each (byte 0 = codes 0-3, byte 1 = codes 4-7) as X and with the
+// bytes of each half swapped as Sw -> t[i] = fp16x2(1 + code_i / f_i), f_i = 4 (even i) / 16.
+__device__ __forceinline__ void Extract8(uint32_t X, uint32_t Sw, uint32_t* t) {
+  const uint32_t X4 = X >> 4, S4 = Sw >> 4;
+  t[0] = Lop1(Sw, kMk4);
+  t[1] = Lop1(S4, kMk3);
+  t[2] = Lop1(S4, kMk4);
+  t[3] = Lop1(X, kMk3);
+  t[4] = Lop1(X, kMk4);
+  t[5] = Lop1(X4, kMk3);
+  t[6] = Lop1(X4, kMk4);
+  t[7] = Lop1(Sw, kMk3);
+}
+// Halves whose two bytes both hold codes 0-3 -> t[i] for i < 4, same f_i rule.
+__device__ __forceinline__ void Extract4(uint32_t X, uint32_t* t) {
+  const uint32_t X4 = X >> 4;
+  t[0] = Lop1(X, kMk4);
+  t[1] = Lop1(X4, kMk3);
+  t[2] = Lop1(X4, kMk4);
+  t[3] = Lop1(X, kMk3);
+}
+
+template <typename T>
+__device__ __forceinline__ void MmaT(float* c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                     uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    Mma16816(c, a0, a1, a2, a3, b0, b1);
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+}
+template <typename T>
+__device__ __forceinline__ uint32_t PackT2(float a, float b) {
+  if constexpr (std::is_same_v<T, __half>) {
+    return PackHalf2(a, b);
+  } else {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  }
+}
+__device__ __forceinline__ uint32_t HMul2(uint32_t a, uint32_t b) {
+  const __half2 r = __hmul2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b));
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
+__device__ __forceinline__ float TileF(int i) { return (i & 1) ? 16.0f : 4.0f; }
+// lo = fp16(a*b - hi) (exact residual of the fp16 product hi = fp16(a*b), barring underflow).
+__device__ __forceinline__ uint32_t HResid2(uint32_t a, uint32_t b, uint32_t hi) {
+  const __half2 r = __hfma2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b),
+                            __hneg2(*reinterpret_cast<const __half2*>(&hi)));
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
+
+template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kKLo, bool kHoist>
+struct AttnV2 {
+  static constexpr int kKSteps = D / 16;
+  static constexpr int kMTiles = D / 16;
+  static constexpr int kCpt = D / 8;
+
+  struct Warp {
+    int lane, r, c4;
+    float m_h, l_h;
+    float o[kMTiles][4];  // sum p' x (quantized V) + sum p v / f (full precision)
+    float p1[4], pm[4];   // sum p' and sum p m per head (fragment layout: [0] head 2c4, [1] 2c4+1)
+  };
+
+  // ---- scores of n full-precision K rows (tensor cores, T operands) ----------------------
+  template <typename RowFn>
+  static __device__ void ScoresFp(const Warp& w, const T* qt, float* sc, int n, float sl2, RowFn row) {
+    uint32_t b[kKSteps][2];
+#pragma unroll
+    for (int ks = 0; ks < kKSteps; ++ks) {
+      const uint2 v = *reinterpret_cast<const uint2*>(qt + w.r * D + ks * 16 + 4 * w.c4);
+      b[ks][0] = v.x;
+      b[ks][1] = v.y;
+    }
+    float* sc0 = sc + (2 * w.c4) * kScStride;
+    float* sc1 = sc0 + kScStride;
+#pragma unroll 2
+    for (int i = 0; i < 8; ++i) {
+      const int ta = 16 * w.r + i, tb = ta + 8;
+      const T* pa = ta < n ? row(ta) : nullptr;
+      const T* pb = tb < n ? row(tb) : nullptr;
+      uint2 va[kKSteps], vb[kKSteps];
+#pragma unroll
+      for (int ks = 0; ks < kKSteps; ++ks) {
+        va[ks] = pa ? *reinterpret_cast<const uint2*>(pa + ks * 16 + 4 * w.c4) : make_uint2(0, 0);
+        vb[ks] = pb ? *reinterpret_cast<const uint2*>(pb + ks * 16 + 4 * w.c4) : make_uint2(0, 0);
+      }
+      float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int ks = 0; ks < kKSteps; ++ks) MmaT<T>(c, va[ks].x, vb[ks].x, va[ks].y, vb[ks].y, b[ks][0], b[ks][1]);
+      const int u0 = 8 * i + w.r, u1 = 64 + 8 * i + w.r;
+      sc0[u0] = pa ? c[0] * sl2 : -INFINITY;
+      sc1[u0] = pa ? c[1] * sl2 : -INFINITY;
+      sc0[u1] = pb ? c[2] * sl2 : -INFINITY;
+      sc1[u1] = pb ? c[3] * sl2 : -INFINITY;
+    }
+  }
+
+  // ---- scores of one staged quantized K head block -----------------------------------------
+  static __device__ void ScoresQuant(const Warp& w, const KittyGeometry& geo, const uint8_t* ks_smem,
+                                     const StageLayout& lay, const __half* q16, uint8_t* inv,
+                                     float* sc, float sl2) {
+    const uint8_t* idx_s = ks_smem + lay.k_planes;
+    const uint8_t* meta_s = idx_s + (geo.k_meta_offset - geo.k_idx_offset);
+    const __half* qrow = q16 + w.r * D;
+    float acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+    float s1[4] = {0.0f, 0.0f, 0.0f, 0.0f}, mq[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    int kw[4];  // swizzled offsets of word r of rows 4 c4 + j (k-step 0)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) kw[j] = Swz32<2>(4 * w.c4 + j, w.r);
+    auto step = [&](const uint32_t* wd, uint32_t b0, uint32_t b1, uint32_t l0, uint32_t l1) {
+      uint32_t a0[8], a1[8], a2[8], a3[8];
+      Extract8(__byte_perm(wd[0], wd[1], 0x5410), __byte_perm(wd[0], wd[1], 0x4501), a0);
+      Extract8(__byte_perm(wd[0], wd[1], 0x7632), __byte_perm(wd[0], wd[1], 0x6723), a1);
+      Extract8(__byte_perm(wd[2], wd[3], 0x5410), __byte_perm(wd[2], wd[3], 0x4501), a2);
+      Extract8(__byte_perm(wd[2], wd[3], 0x7632), __byte_perm(wd[2], wd[3], 0x6723), a3);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) Mma16816(acc[i], a0[i], a1[i], a2[i], a3[i], b0, b1);
+      Mma16816(s1, kOne2, kOne2, kOne2, kOne2, b0, b1);
+      if constexpr (kKLo) {  // q' = hi + lo: ~22-bit q*s instead of fp16-rounded
+#pragma unroll
+        for (int i = 0; i < 8; ++i) Mma16816(acc[i], a0[i], a1[i], a2[i], a3[i], l0, l1);
+        Mma16816(s1, kOne2, kOne2, kOne2, kOne2, l0, l1);
+      }
+    };
+#pragma unroll kUnroll
+    for (int ks = 0; ks < kKSteps; ++ks) {
+      const int ch = ks * 16 + 4 * w.c4;
+      const uint4 meta = *reinterpret_cast<const uint4*>(meta_s + 4 * ch);
+      const uint32_t s01 = __byte_perm(meta.x, meta.y, 0x5410), s23 = __byte_perm(meta.z, meta.w, 0x5410);
+      const uint32_t m01 = __byte_perm(meta.x, meta.y, 0x7632), m23 = __byte_perm(meta.z, meta.w, 0x7632);
+      const uint2 qv = *reinterpret_cast<const uint2*>(qrow + ch);
+      uint32_t wd[4];
+      if constexpr (kHoist) {  // rows ch+j = 16 ks + (4 c4 + j): same swizzle key, +512 B per k-step
+#pragma unroll
+        for (int j = 0; j < 4; ++j) wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + 512 * ks);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + Swz32<2>(ch + j, w.r));
+      }
+      const uint32_t h0 = HMul2(qv.x, s01), h1 = HMul2(qv.y, s23);
+      if constexpr (kKLo) {
+        step(wd, h0, h1, HResid2(qv.x, s01, h0), HResid2(qv.y, s23, h1));
+      } else {
+        step(wd, h0, h1, 0u, 0u);
+      }
+      Mma16816(mq, m01, m01, m23, m23, qv.x, qv.y);
+    }
+    if constexpr (kSparse) {
+      const int db = geo.boost_channels;
+      // rank -> channel map of this page (idx[d] = rank or DB).
+      for (int d4 = w.lane; d4 < D / 4; d4 += 32) {
+        const uint32_t idx4 = *reinterpret_cast<const uint32_t*>(idx_s + 4 * d4);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int rank = (idx4 >> (8 * j)) & 0xff;
+          if (rank < db) inv[rank] = static_cast<uint8_t>(4 * d4 + j);
+        }
+      }
+      __syncwarp();
+      const uint16_t* qbits = reinterpret_cast<const uint16_t*>(qrow);
+      for (int k0 = 0; k0 < db; k0 += 16) {
+        const int rk = k0 + 4 * w.c4;
+        uint32_t bb[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          uint32_t v = 0;  // +0.0 for ranks >= DB
+          if (rk + j < db) {
+            const int ch = inv[rk + j];
+            const uint32_t qq = qbits[ch];
+            const uint32_t ss = *reinterpret_cast<const uint16_t*>(meta_s + 4 * ch);
+            v = qq | (ss << 16);
+          }
+          bb[j] = v;
+        }
+        // pairs (q, s) -> 4 q s for ranks (rk, rk+1) and (rk+2, rk+3)
+        const uint32_t q01 = __byte_perm(bb[0], bb[1], 0x5410), s01 = __byte_perm(bb[0], bb[1], 0x7632);
+        const uint32_t q23 = __byte_perm(bb[2], bb[3], 0x5410), s23 = __byte_perm(bb[2], bb[3], 0x7632);
+        const uint32_t four = 0x44004400u;  // fp16x2 (4, 4)
+        const uint32_t h0 = HMul2(q01, s01), h1 = HMul2(q23, s23);
+        const uint32_t b0 = HMul2(h0, four), b1 = HMul2(h1, four);
+        uint32_t l0 = 0u, l1 = 0u;
+        if constexpr (kKLo) {
+          l0 = HMul2(HResid2(q01, s01, h0), four);
+          l1 = HMul2(HResid2(q23, s23, h1), four);
+        }
+        uint32_t wd[4];
+        if constexpr (kHoist) {  // rows D + k0 + 4 c4 + j: D + k0 is a multiple of 16
+#pragma unroll
+          for (int j = 0; j < 4; ++j) wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + 32 * (D + k0));
+        } else {
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + Swz32<2>(D + rk + j, w.r));
+        }
+        step(wd, b0, b1, l0, l1);
+      }
+      __syncwarp();  // inv is rewritten by the next page
+    }
+    // score = f (acc - S1) + MQ, f per tile
+    const float e0 = (mq[0] - 4.0f * s1[0]) * sl2, e1 = (mq[1] - 4.0f * s1[1]) * sl2;
+    const float o0 = (mq[0] - 16.0f * s1[0]) * sl2, o1 = (mq[1] - 16.0f * s1[1]) * sl2;
+    float* sc0 = sc + (2 * w.c4) * kScStride;
+    float* sc1 = sc0 + kScStride;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const float fs = TileF(i) * sl2;
+      const float bz0 = (i & 1) ? o0 : e0, bz1 = (i & 1) ? o1 : e1;
+      const int u0 = 8 * i + w.r, u1 = 64 + 8 * i + w.r;
+      sc0[u0] = fmaf(acc[i][0], fs, bz0);
+      sc1[u0] = fmaf(acc[i][1], fs, bz1);
+      sc0[u1] = fmaf(acc[i][2], fs, bz0);
+      sc1[u1] = fmaf(acc[i][3], fs, bz1);
+    }
+  }
+
+  // ---- online softmax; rescales o, p1, pm ----------------------------------------------
+  static __device__ void Softmax(Warp& w, float* sc) {
+    float* row = sc + w.r * kScStride;
+    float mx = -INFINITY;
+#pragma unroll 8
+    for (int k = 0; k < 32; ++k) mx = fmaxf(mx, row[w.c4 + 4 * k]);
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(w.m_h, mx);
+    const float alpha = exp2f(w.m_h - m_new);
+    float sum = 0.0f;
+#pragma unroll 8
+    for (int k = 0; k < 32; ++k) {
+      const float p = exp2f(row[w.c4 + 4 * k] - m_new);
+      row[w.c4 + 4 * k] = p;
+      sum += p;
+    }
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    w.l_h = w.l_h * alpha + sum;
+    w.m_h = m_new;
+    const float a0 = __shfl_sync(0xffffffffu, alpha, 8 * w.c4);
+    const float a1 = __shfl_sync(0xffffffffu, alpha, 8 * w.c4 + 4);
+#pragma unroll
+    for (int m = 0; m < kMTiles; ++m) {
+      w.o[m][0] *= a0;
+      w.o[m][1] *= a1;
+      w.o[m][2] *= a0;
+      w.o[m][3] *= a1;
+    }
+    w.p1[0] *= a0;
+    w.p1[1] *= a1;
+    w.p1[2] *= a0;
+    w.p1[3] *= a1;
+    w.pm[0] *= a0;
+    w.pm[1] *= a1;
+    w.pm[2] *= a0;
+    w.pm[3] *= a1;
+    __syncwarp();
+  }
+
+  // p of head r for k-step ks: tokens t0, t0+16, t0+8, t0+24 (t0 = 32 c4 + ks)
+  static __device__ __forceinline__ void LoadP(const Warp& w, const float* sc, int ks, float* p) {
+    const float* prow = sc + w.r * kScStride;
+    const float2 pa = *reinterpret_cast<const float2*>(prow + 8 * ks + 2 * w.c4);
+    const float2 pb = *reinterpret_cast<const float2*>(prow + 64 + 8 * ks + 2 * w.c4);
+    p[0] = pa.x;
+    p[1] = pa.y;
+    p[2] = pb.x;
+    p[3] = pb.y;
+  }
+
+  // ---- O += P V over n full-precision V rows (tensor cores) --------------------------------
+  template <typename RowFn>
+  static __device__ void PvFp(Warp& w, const float* sc, int n, RowFn row) {
+    constexpr int kVec = kCpt / 8;
+    float tmp[kMTiles][4];
+#pragma unroll
+    for (int m = 0; m < kMTiles; ++m) tmp[m][0] = tmp[m][1] = tmp[m][2] = tmp[m][3] = 0.0f;
+#pragma unroll 2
+    for (int ks = 0; ks < 8; ++ks) {
+      const int t0 = 32 * w.c4 + ks;
+      const int tok[4] = {t0, t0 + 16, t0 + 8, t0 + 24};
+      uint32_t v[4][kCpt / 2];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        if (tok[j] < n) {
+          const uint4* src = reinterpret_cast<const uint4*>(row(tok[j]) + kCpt * w.r);
+#pragma unroll
+          for (int x = 0; x < kVec; ++x) {
+            const uint4 u = src[x];
+            v[j][4 * x] = u.x;
+            v[j][4 * x + 1] = u.y;
+            v[j][4 * x + 2] = u.z;
+            v[j][4 * x + 3] = u.w;
+          }
+        } else {
+#pragma unroll
+          for (int x = 0; x < kCpt / 2; ++x) v[j][x] = 0u;
+        }
+      }
+      float p[4];
+      LoadP(w, sc, ks, p);
+      const uint32_t b0 = PackT2<T>(p[0], p[1]), b1 = PackT2<T>(p[2], p[3]);
+#pragma unroll
+      for (int m = 0; m < kMTiles; ++m) {
+        // element e of a token's kCpt channels: row r -> e = m, row r+8 -> e = kMTiles + m
+        const int e0 = m, e1 = kMTiles + m;
+        const uint32_t s0 = (e0 & 1) ? 0x7632 : 0x5410, s1 = (e1 & 1) ? 0x7632 : 0x5410;
+        MmaT<T>(tmp[m], __byte_perm(v[0][e0 / 2], v[1][e0 / 2], s0), __byte_perm(v[0][e1 / 2], v[1][e1 / 2], s1),
+                __byte_perm(v[2][e0 / 2], v[3][e0 / 2], s0), __byte_perm(v[2][e1 / 2], v[3][e1 / 2], s1), b0, b1);
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < kMTiles; ++m) {
+      const float inv = 1.0f / TileF(m);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) w.o[m][k] = fmaf(tmp[m][k], inv, w.o[m][k]);
+    }
+  }
+
+  // ---- O += P V over one staged quantized V head block -------------------------------------
+  static __device__ void PvQuant(Warp& w, const KittyGeometry& geo, const uint8_t* vs_smem, const float* sc) {
+    const uint8_t* meta_s = vs_smem + geo.v_meta_offset;
+    const int vb = 1024 * w.c4 + ((w.r & 3) << 2) + ((w.r >> 2) << 4);
+#pragma unroll kUnroll
+    for (int ks = 0; ks < 8; ++ks) {
+      const int t0 = 32 * w.c4 + ks;
+      const int tok[4] = {t0, t0 + 16, t0 + 8, t0 + 24};
+      float p[4];
+      LoadP(w, sc, ks, p);
+      uint32_t wd[4], meta[4];
+      // Swz32<5>(t0 + off, r), off = 0, 16, 8, 24: line 8 c4 + off/4 + ks/4, chunk key c4.
+      const int vk = vb + ((ks >> 2) << 7) + (((ks & 3) ^ w.c4) << 5);
+      constexpr int kOff[4] = {0, 512, 256, 768};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        meta[j] = *reinterpret_cast<const uint32_t*>(meta_s + 4 * tok[j]);
+        if constexpr (D == 128 && kHoist) {
+          wd[j] = *reinterpret_cast<const uint32_t*>(vs_smem + vk + kOff[j]);
+        } else if constexpr (D == 128) {
+          wd[j] = *reinterpret_cast<const uint32_t*>(vs_smem + Swz32<5>(tok[j], w.r));
+        } else {
+          wd[j] = *reinterpret_cast<const uint16_t*>(vs_smem + tok[j] * (D / 4) + 2 * w.r);
+        }
+      }
+      const uint32_t pp01 = PackHalf2(p[0], p[1]), pp23 = PackHalf2(p[2], p[3]);
+      const uint32_t s01 = __byte_perm(meta[0], meta[1], 0x5410), m01 = __byte_perm(meta[0], meta[1], 0x7632);
+      const uint32_t s23 = __byte_perm(meta[2], meta[3], 0x5410), m23 = __byte_perm(meta[2], meta[3], 0x7632);
+      const uint32_t b0 = HMul2(pp01, s01), b1 = HMul2(pp23, s23);
+      uint32_t a0[8], a1[8], a2[8], a3[8];
+      if constexpr (D == 128) {
+        Extract8(__byte_perm(wd[0], wd[1], 0x5410), __byte_perm(wd[0], wd[1], 0x4501), a0);
+        Extract8(__byte_perm(wd[0], wd[1], 0x7632), __byte_perm(wd[0], wd[1], 0x6723), a1);
+        Extract8(__byte_perm(wd[2], wd[3], 0x5410), __byte_perm(wd[2], wd[3], 0x4501), a2);
+        Extract8(__byte_perm(wd[2], wd[3], 0x7632), __byte_perm(wd[2], wd[3], 0x6723), a3);
+      } else {
+        Extract4(__byte_perm(wd[0], wd[1], 0x4400), a0);
+        Extract4(__byte_perm(wd[0], wd[1], 0x5511), a1);
+        Extract4(__byte_perm(wd[2], wd[3], 0x4400), a2);
+        Extract4(__byte_perm(wd[2], wd[3], 0x5511), a3);
+      }
+#pragma unroll
+      for (int m = 0; m < kMTiles; ++m) Mma16816(w.o[m], a0[m], a1[m], a2[m], a3[m], b0, b1);
+      Mma16816(w.p1, kOne2, kOne2, kOne2, kOne2, b0, b1);
+      Mma16816(w.pm, m01, m01, m23, m23, pp01, pp23);
+    }
+  }
+};
+
+template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kKLo, int kStages,
+          int kMinBlocks, bool kHoist>
+__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
+    KittyAttentionKernelV2(KittyGeometry geo, KittyAttentionBatch batch, int chunks_per_split,
+                           float* __restrict__ ws) {
+  using K = AttnV2<T, D, kQuant, kSparse, kUnroll, kKLo, kHoist>;
+  extern __shared__ __align__(16) uint8_t smem[];
+  const StageLayout lay = MakeStageLayout(geo);
+  const int warp = threadIdx.x / 32;
+  const int split = blockIdx.x, kvh = blockIdx.y, item_id = blockIdx.z;
+  const int hkv = geo.num_kv_heads, hq = geo.num_q_heads, g = hq / hkv;
+  const int S = geo.sink_capacity;
+
+  float* qs = reinterpret_cast<float*>(smem);  // [8][D] floats = q16 [8][D] then qt [8][D]
+  __half* q16 = reinterpret_cast<__half*>(qs);
+  T* qt = reinterpret_cast<T*>(q16 + kG * D);
+  float* sc = qs + kG * D + warp * (kG * kScStride);
+  uint8_t* stage_base = reinterpret_cast<uint8_t*>(qs + kG * D + kWarps * kG * kScStride);
+  uint8_t* stages = stage_base + warp * (kQuant ? kStages * lay.stage : 0);
+  uint8_t* inv = stage_base + (kQuant ? kWarps * kStages * lay.stage : 0) + warp * 128;
+
+  const KittyQueryItem item = batch.items[item_id];
+  const KittySeqDesc seq = batch.seqs[item.seq];
+  const T* q = static_cast<const T*>(batch.q) + (static_cast<int64_t>(item_id) * hq + kvh * g) * D;
+  for (int e = threadIdx.x; e < kG * D; e += blockDim.x) {
+    const int h = e / D;
+    const float f = h < g ? ToF(q[e]) : 0.0f;
+    q16[e] = __float2half_rn(f);
+    qt[e] = h < g ? q[e] : FromF<T>(0.0f);
+  }
+  __syncthreads();
+
+  typename K::Warp w;
+  w.lane = threadIdx.x & 31;
+  w.r = w.lane >> 2;
+  w.c4 = w.lane & 3;
+  w.m_h = -INFINITY;
+  w.l_h = 0.0f;
+#pragma unroll
+  for (int m = 0; m < K::kMTiles; ++m) w.o[m][0] = w.o[m][1] = w.o[m][2] = w.o[m][3] = 0.0f;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) w.p1[k] = w.pm[k] = 0.0f;
+
+  const ItemChunks ch = CountChunks(seq, item);
+  const int c_begin = split * chunks_per_split;
+  const int c_end = min(ch.total, c_begin + chunks_per_split);
+  const float sl2 = batch.scale * kLog2e;
+
+  const int64_t elems_sink = static_cast<int64_t>(S) * D;
+  const T* sink_k = static_cast<const T*>(batch.pools.sink) +
+                    (static_cast<int64_t>(seq.slot) * 2 * hkv + kvh) * elems_sink;
+  const T* sink_v = sink_k + hkv * elems_sink;
+  const T* k_tail = static_cast<const T*>(batch.pools.k_tail) +
+                    (static_cast<int64_t>(seq.slot) * hkv + kvh) * kP * D;
+  const T* v_tail = static_cast<const T*>(batch.pools.v_tail) +
+                    (static_cast<int64_t>(seq.slot) * hkv + kvh) * geo.v_tail_capacity * D;
+  const T* k_new = static_cast<const T*>(batch.k_new) +
+                   (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
+  const T* v_new = static_cast<const T*>(batch.v_new) +
+                   (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
+  const int64_t new_stride = static_cast<int64_t>(hkv) * D;
+  const int32_t* k_ids = batch.k_page_ids + seq.page_offset;
+  const int32_t* v_ids = batch.v_page_ids + seq.page_offset;
+  const int first_page_chunk = ch.n_sink;
+  const int first_tail_chunk = ch.n_sink + ch.n_pair + ch.n_kv;
+
+  auto issue = [&](int c, uint8_t* stage) {
+    if constexpr (kQuant) {
+      if (c < first_page_chunk || c >= first_tail_chunk) return;
+      const int i = c - first_page_chunk;
+      const uint8_t* kb = batch.pools.k_pages + static_cast<int64_t>(k_ids[i]) * geo.k_page_bytes +
+                          static_cast<int64_t>(kvh) * geo.k_head_bytes;
+      const int plane_chunks = geo.k_idx_offset / 16, k_chunks = geo.k_head_bytes / 16;
+      if constexpr (kHoist) {
+        // x = lane + 32 k: line = lane/8 + 4 k keeps its swizzle key -> dst advances 512 B.
+        const int line0 = w.lane >> 3;
+        const int dst0 = line0 * 128 + (((w.lane & 7) ^ ((line0 & 3) << 1)) << 4);
+        for (int x = w.lane, o = 0; x < plane_chunks; x += 32, o += 512) CpAsync16(stage + dst0 + o, kb + 16 * x);
+        const int rest = k_chunks - plane_chunks;
+        const uint8_t* kr = kb + 16 * plane_chunks;
+        for (int x = w.lane; x < rest; x += 32) CpAsync16(stage + lay.k_planes + 16 * x, kr + 16 * x);
+      } else {
+        for (int x = w.lane; x < k_chunks; x += 32) {
+          int dst;
+          if (x < plane_chunks) {
+            const int line = x >> 3;
+            dst = line * 128 + (((x & 7) ^ ((line & 3) << 1)) << 4);
+          } else {
+            dst = lay.k_planes + (x - plane_chunks) * 16;
+          }
+          CpAsync16(stage + dst, kb + 16 * x);
+        }
+      }
+      if (i < ch.n_pair) {
+        const uint8_t* vb = batch.pools.v_pages + static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes +
+                            static_cast<int64_t>(kvh) * geo.v_head_bytes;
+        uint8_t* vs = stage + lay.k_bytes;
+        const int code_chunks = geo.v_meta_offset / 16, v_chunks = geo.v_head_bytes / 16;
+        if constexpr (kHoist && D == 128) {
+          // x = lane + 32 k: line = lane/8 + 4 k, key = (line/8 % 4) * 2 = (k/2 % 4) * 2.
+          const int line0 = w.lane >> 3;
+          const int base = line0 * 128;
+          for (int x = w.lane, k = 0; x < code_chunks; x += 32, ++k)
+            CpAsync16(vs + base + 512 * k + (((w.lane & 7) ^ (((k >> 1) & 3) << 1)) << 4), vb + 16 * x);
+          for (int x = code_chunks + w.lane; x < v_chunks; x += 32) CpAsync16(vs + 16 * x, vb + 16 * x);
+        } else {
+          for (int x = w.lane; x < v_chunks; x += 32) {
+            int dst = 16 * x;
+            if (D == 128 && x < code_chunks) {
+              const int line = x >> 3;
+              dst = line * 128 + (((x & 7) ^ (((line >> 3) & 3) << 1)) << 4);
+            }
+            CpAsync16(vs + dst, vb + 16 * x);
+          }
+        }
+      }
+    }
+  };
+
+  int it = 0;
+  if (c_begin + warp < c_end) issue(c_begin + warp, stages);
+  if constexpr (kQuant) CpAsyncCommit();
+  for (int c = c_begin + warp; c < c_end; c += kWarps, ++it) {
+    uint8_t* stage = stages + (kStages == 2 ? (it & 1) * lay.stage : 0);
+    if constexpr (kQuant && kStages == 2) {
+      if (c + kWarps < c_end) issue(c + kWarps, stages + ((it + 1) & 1) * lay.stage);
+      CpAsyncCommit();
+      CpAsyncWait<1>();
+      __syncwarp();
+    } else if constexpr (kQuant) {
+      CpAsyncWait<0>();
+      __syncwarp();
+    }
+    if (c < first_page_chunk) {  // sink
+      const int n = seq.sink_tokens;
+      K::ScoresFp(w, qt, sc, n, sl2, [&](int t) { return sink_k + t * D; });
+      __syncwarp();
+      K::Softmax(w, sc);
+      K::PvFp(w, sc, n, [&](int t) { return sink_v + t * D; });
+    } else if (c < first_tail_chunk) {
+      const int i = c - first_page_chunk;
+      if constexpr (kQuant) {
+        K::ScoresQuant(w, geo, stage, lay, q16, inv, sc, sl2);
+      } else {
+        const T* kp = reinterpret_cast<const T*>(batch.pools.k_pages +
+                                                 static_cast<int64_t>(k_ids[i]) * geo.k_page_bytes) +
+                      static_cast<int64_t>(kvh) * kP * D;
+        K::ScoresFp(w, qt, sc, kP, sl2, [&](int t) { return kp + t * D; });
+      }
+      __syncwarp();
+      K::Softmax(w, sc);
+      if (i < ch.n_pair) {
+        if constexpr (kQuant) {
+          K::PvQuant(w, geo, stage + lay.k_bytes, sc);
+        } else {
+          const T* vp = reinterpret_cast<const T*>(batch.pools.v_pages +
+                                                   static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes) +
+                        static_cast<int64_t>(kvh) * kP * D;
+          K::PvFp(w, sc, kP, [&](int t) { return vp + t * D; });
+        }
+      } else {
+        const T* vt = v_tail + static_cast<int64_t>(i - ch.n_pair) * kP * D;
+        K::PvFp(w, sc, kP, [&](int t) { return vt + t * D; });
+      }
+    } else {  // tail rows: K tail then new tokens
+      const int r0 = (c - first_tail_chunk) * kP;
+      const int n = min(kP, ch.tail_rows - r0);
+      const int ck = seq.k_tail_tokens;
+      const T* vt = v_tail + static_cast<int64_t>(ch.n_kv) * kP * D;
+      K::ScoresFp(w, qt, sc, n, sl2, [&](int t) {
+        const int rr = r0 + t;
+        return rr < ck ? k_tail + rr * D : k_new + (rr - ck) * new_stride;
+      });
+      __syncwarp();
+      K::Softmax(w, sc);
+      K::PvFp(w, sc, n, [&](int t) {
+        const int rr = r0 + t;
+        return rr < ck ? vt + rr * D : v_new + (rr - ck) * new_stride;
+      });
+    }
+    __syncwarp();
+    if constexpr (kQuant && kStages == 1) {  // single stage: load the next chunk now
+      if (c + kWarps < c_end) issue(c + kWarps, stages);
+      CpAsyncCommit();
+    }
+  }
+  if constexpr (kQuant) CpAsyncWait<0>();
+
+  // ---- merge the warps -------------------------------------------------------------------
+  __syncthreads();
+  float* mo = reinterpret_cast<float*>(qs + kG * D);  // [warps][8][D]
+  float* ml = mo + kWarps * kG * D;                   // [warps][8][2]
+  {
+    float* o0 = mo + (warp * kG + 2 * w.c4) * D + K::kCpt * w.r;
+    float* o1 = o0 + D;
+#pragma unroll
+    for (int e = 0; e < K::kCpt; ++e) {
+      const int m = e % K::kMTiles, hi = e / K::kMTiles;
+      const float f = TileF(m);
+      o0[e] = f * (w.o[m][2 * hi] - w.p1[0]) + w.pm[0];
+      o1[e] = f * (w.o[m][2 * hi + 1] - w.p1[1]) + w.pm[1];
+    }
+    if (w.c4 == 0) {
+      ml[(warp * kG + w.r) * 2] = w.m_h;
+      ml[(warp * kG + w.r) * 2 + 1] = w.l_h;
+    }
+  }
+  __syncthreads();
+  const int num_splits = gridDim.x;
+  for (int e = threadIdx.x; e < g * D; e += blockDim.x) {
+    const int h = e / D, d = e % D;
+    float M = -INFINITY;
+#pragma unroll
+    for (int x = 0; x < kWarps; ++x) M = fmaxf(M, ml[(x * kG + h) * 2]);
+    float L = 0.0f, O = 0.0f;
+    if (M != -INFINITY) {
+#pragma unroll
+      for (int x = 0; x < kWarps; ++x) {
+        const float f = exp2f(ml[(x * kG + h) * 2] - M);
+        L += f * ml[(x * kG + h) * 2 + 1];
+        O += f * mo[(x * kG + h) * D + d];
+      }
+    }
+    const int64_t head = static_cast<int64_t>(item_id) * hq + kvh * g + h;
+    if (num_splits == 1) {
+      static_cast<T*>(batch.out)[head * D + d] = FromF<T>(O / L);
+    } else {
+      float* wo = ws + (head * num_splits + split) * (D + 2);
+      wo[2 + d] = O;
+      if (d == 0) {
+        wo[0] = M;
+        wo[1] = L;
+      }
+    }
+  }
+}
+
+size_t AttnSmemBytes(const KittyGeometry& g, int num_stages = 2) {
   const StageLayout lay = MakeStageLayout(g);
   const size_t base = sizeof(float) * (kG * g.head_dim + kWarps * kG * kScStride);
-  const size_t stages = g.quantized ? size_t{kWarps} * 2 * lay.stage : 0;
+  const size_t stages =
+      (g.quantized ? size_t{kWarps} * num_stages * lay.stage : 0) + kWarps * 128;  // + V2 rank maps
   const size_t merge = sizeof(float) * (kWarps * kG * g.head_dim + kWarps * kG * 2);
   return std::max(base + stages, sizeof(float) * kG * g.head_dim + merge);
+}
+
+// Kernel implementation, chosen once per process by KITTY_ATTN_IMPL (for A/B timing):
+//   "v3"     V2 + hoisted shared-memory / cp.async addressing, q*s as fp16 hi+lo
+//   "v3fast" v3 with q*s rounded to fp16 once (half the K mma; logits off by ~2^-12 relative)
+//   "v2"     V2, addresses recomputed per k-step, q*s as fp16 hi+lo
+//   "v2fast" v2 with q*s rounded to fp16 once
+//   "legacy" the fp16-dequant kernel above (reference-identical K^/V^ rounding)
+enum AttnImplId { kImplLegacy = 0, kImplV2 = 1, kImplV2Fast = 2, kImplV3 = 3, kImplV3Fast = 4 };
+constexpr int kDefaultImpl = kImplV3;
+int AttnImpl() {
+  static const int impl = [] {
+    const char* e = std::getenv("KITTY_ATTN_IMPL");
+    if (e == nullptr) return kDefaultImpl;
+    const std::string s(e);
+    if (s == "legacy") return int{kImplLegacy};
+    if (s == "v2") return int{kImplV2};
+    if (s == "v2fast") return int{kImplV2Fast};
+    if (s == "v3") return int{kImplV3};
+    if (s == "v3fast") return int{kImplV3Fast};
+    return kDefaultImpl;
+  }();
+  return impl;
 }
 
 template <typename T, int D, bool kQuant, bool kSparse>
 cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
                        const KittySplitPlan& plan, void* workspace, cudaStream_t stream) {
-  const size_t smem = AttnSmemBytes(g);
-  auto kernel = KittyAttentionKernel<T, D, kQuant, kSparse>;
+  void (*kernel)(KittyGeometry, KittyAttentionBatch, int, float*) = nullptr;
+  const int num_stages = 2;
+  switch (AttnImpl()) {
+    case kImplLegacy: kernel = KittyAttentionKernel<T, D, kQuant, kSparse>; break;
+    case kImplV2: kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, false>; break;
+    case kImplV2Fast: kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, false>; break;
+    case kImplV3Fast: kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, true>; break;
+    default: kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>; break;
+  }
+  const size_t smem = AttnSmemBytes(g, num_stages);
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   if (err != cudaSuccess) return err;
@@ -670,7 +1344,13 @@ KittySplitPlan PlanKittyAttention(const KittyGeometry& g, int num_items, long lo
   KittySplitPlan p;
   const long long max_chunks = (max_item_tokens + kP - 1) / kP + 2;  // + sink, + tail split
   const long long ctas_per_split = static_cast<long long>(num_items) * g.num_kv_heads;
-  const long long target = 4LL * std::max(num_sms, 1);
+  // CTAs to aim for per SM (2 are resident at a time); KITTY_ATTN_CTAS_PER_SM overrides (A/B).
+  static const long long per_sm = [] {
+    const char* e = std::getenv("KITTY_ATTN_CTAS_PER_SM");
+    const long long v = e ? std::atoll(e) : 0;
+    return v > 0 ? v : 4LL;
+  }();
+  const long long target = per_sm * std::max(num_sms, 1);
   long long splits = (target + ctas_per_split - 1) / std::max(ctas_per_split, 1LL);
   splits = std::max(1LL, std::min(splits, (max_chunks + kWarps - 1) / kWarps));
   p.chunks_per_split = static_cast<int>((max_chunks + splits - 1) / splits);

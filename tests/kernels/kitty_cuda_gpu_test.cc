@@ -2,12 +2,23 @@
 // pack kernels byte for byte, attention (decode and prefill chunks) within stated tolerances,
 // on seeded random inputs over awkward sizes. Skips when no CUDA device is present.
 //
-// Tolerances (relative L2 over one item's [Hq][D] output vs AttendCpu in fp32):
-//   auto (fp32 FMA path):       output rounding only  -> 4e-3 (fp16) / 1.2e-2 (bf16)
-//   quantized (tensor cores):   + fp16 q*scale, p*scale operands -> same bounds
-// and max |err| <= 3e-2 * max|ref|. Pack: identical bytes; codes may differ by exactly ±1 only
-// at exact rounding boundaries (counted and printed; idx and meta must match).
-// Without the CUDA backend (KITTY_CUDA=OFF) the file builds one skipped test.
+// Attention tolerances. Two references, both fp32 attention on the CPU (AttendCpu):
+//   "ref"   = AttendCpu on the packed pages, i.e. K^/V^ = round16(round16(c*s) + m) exactly as
+//             the reference kernels dequantize (KITTY.md §2/§3);
+//   "exact" = AttendCpu on the same codes dequantized without rounding (c*s + m in fp32, exact
+//             for these fp16 s, m and c <= 15), i.e. exact math on the stored page content.
+// The CUDA kernel folds scale/min out of the dequant (K: (q*s) . c + q . m; V: (p*s) . c + p . m,
+// see kitty_attention.cu), which is exact algebra, so it is compared with "exact":
+//   rel-L2(gpu, exact) <= 4e-3 (fp16) / 1.2e-2 (bf16)  (output rounding, fp16 p, fp32 sums),
+//   max|gpu - exact| <= 3e-2 * max|exact|.
+// Against "ref" it can then differ by the reference's own fp16 rounding of K^/V^ on top:
+//   rel-L2(gpu, ref) <= tol + rel-L2(ref, exact)   (triangle inequality; both printed).
+// On these outlier-heavy inputs the logits are large (|q|,|k| up to ~100), so the 2^-11 relative
+// rounding of each K^ element moves logits by O(1e-2) and rel-L2(ref, exact) reaches ~1e-2;
+// that is the reference's rounding, not an error of the kernel. Auto mode: ref == exact. Pack:
+// identical bytes; codes may differ by exactly ±1 only at exact rounding boundaries (counted and
+// printed; idx and meta must match). Without the CUDA backend (KITTY_CUDA=OFF) the file builds one
+// skipped test.
 #include "gtest/gtest.h"
 
 #if !defined(KITTY_HAVE_CUDA)
@@ -34,16 +45,18 @@ namespace {
 
 constexpr int kP = KvCacheSpec::kPageTokens;
 
-#define CUDA_OK(expr)                                                         \
-  do {                                                                        \
-    cudaError_t e_ = (expr);                                                  \
-    ASSERT_EQ(e_, cudaSuccess) << #expr << ": " << cudaGetErrorString(e_);    \
+#define CUDA_OK(expr)                                                      \
+  do {                                                                     \
+    cudaError_t e_ = (expr);                                               \
+    ASSERT_EQ(e_, cudaSuccess) << #expr << ": " << cudaGetErrorString(e_); \
   } while (0)
 
 uint16_t Enc(DType fp, float x) {
   return fp == DType::kFloat16 ? FloatToHalf(x) : FloatToBFloat16(x);
 }
-float Dec(DType fp, uint16_t b) { return fp == DType::kFloat16 ? HalfToFloat(b) : BFloat16ToFloat(b); }
+float Dec(DType fp, uint16_t b) {
+  return fp == DType::kFloat16 ? HalfToFloat(b) : BFloat16ToFloat(b);
+}
 float Round(DType fp, float x) { return Dec(fp, Enc(fp, x)); }
 
 // Owns one device allocation.
@@ -62,7 +75,8 @@ class DevBuf {
   template <typename U>
   static DevBuf From(const std::vector<U>& v) {
     DevBuf b(v.size() * sizeof(U));
-    if (!v.empty()) KITTY_CHECK_EQ(cudaMemcpy(b.ptr_, v.data(), b.bytes_, cudaMemcpyHostToDevice), cudaSuccess);
+    if (!v.empty())
+      KITTY_CHECK_EQ(cudaMemcpy(b.ptr_, v.data(), b.bytes_, cudaMemcpyHostToDevice), cudaSuccess);
     return b;
   }
   template <typename U>
@@ -73,7 +87,9 @@ class DevBuf {
   }
   void* get() const { return ptr_; }
   template <typename U>
-  U* as() const { return static_cast<U*>(ptr_); }
+  U* as() const {
+    return static_cast<U*>(ptr_);
+  }
 
  private:
   void* ptr_ = nullptr;
@@ -118,8 +134,8 @@ struct PackCounts {
 
 // K: source in activation layout [tokens][Hkv][D] (prefill), several pages in one job list.
 // V: source in tail layout [Hkv][256][D] with the shift of the linear V tail.
-void RunPack(KvCacheMode mode, DType fp, int d, int hkv, int num_pages, uint32_t seed,
-             bool ties, PackCounts* k_counts, PackCounts* v_counts) {
+void RunPack(KvCacheMode mode, DType fp, int d, int hkv, int num_pages, uint32_t seed, bool ties,
+             PackCounts* k_counts, PackCounts* v_counts) {
   const KvCacheSpec spec = Spec(mode, d, hkv);
   const int64_t esz = DTypeSize(fp);
   std::vector<float> act = RandomKv(static_cast<size_t>(num_pages) * kP, hkv, d, fp, seed);
@@ -188,8 +204,10 @@ void RunPack(KvCacheMode mode, DType fp, int d, int hkv, int num_pages, uint32_t
         }
         continue;
       }
-      if (which == 0) PackKPage(spec, tile.data(), int64_t{kP} * d, ref.data());
-      else PackVPage(spec, tile.data(), int64_t{kP} * d, ref.data());
+      if (which == 0)
+        PackKPage(spec, tile.data(), int64_t{kP} * d, ref.data());
+      else
+        PackVPage(spec, tile.data(), int64_t{kP} * d, ref.data());
       if (std::memcmp(ref.data(), got, pb) == 0) continue;
       ++cnt->byte_mismatch_pages;
       for (int h = 0; h < hkv; ++h) {
@@ -234,13 +252,15 @@ TEST_F(KittyCudaTest, PackMatchesCpuReference) {
           PackCounts k, v;
           RunPack(mode, fp, d, /*hkv=*/3, /*num_pages=*/5, seed++, ties, &k, &v);
           if (HasFatalFailure()) return;
-          std::printf("pack %-9s %-8s D=%3d ties=%d | K pages %lld byte-diff %lld off-by-1 %lld/%lld bad %lld"
-                      " | V pages %lld byte-diff %lld off-by-1 %lld/%lld bad %lld\n",
-                      std::string(KvCacheModeName(mode)).c_str(), std::string(DTypeName(fp)).c_str(), d,
-                      int(ties), (long long)k.pages, (long long)k.byte_mismatch_pages,
-                      (long long)k.codes_off_by_one, (long long)k.codes, (long long)k.bad,
-                      (long long)v.pages, (long long)v.byte_mismatch_pages,
-                      (long long)v.codes_off_by_one, (long long)v.codes, (long long)v.bad);
+          std::printf(
+              "pack %-9s %-8s D=%3d ties=%d | K pages %lld byte-diff %lld off-by-1 %lld/%lld bad "
+              "%lld"
+              " | V pages %lld byte-diff %lld off-by-1 %lld/%lld bad %lld\n",
+              std::string(KvCacheModeName(mode)).c_str(), std::string(DTypeName(fp)).c_str(), d,
+              int(ties), (long long)k.pages, (long long)k.byte_mismatch_pages,
+              (long long)k.codes_off_by_one, (long long)k.codes, (long long)k.bad,
+              (long long)v.pages, (long long)v.byte_mismatch_pages, (long long)v.codes_off_by_one,
+              (long long)v.codes, (long long)v.bad);
           EXPECT_EQ(k.bad, 0);
           EXPECT_EQ(v.bad, 0);
           // ±1 codes are allowed only at exact rounding boundaries: expect none or very few.
@@ -258,7 +278,7 @@ TEST_F(KittyCudaTest, PackMatchesCpuReference) {
 struct CpuSeq {
   SeqKvCounters counters;
   std::vector<float> sink_k, sink_v, k_tail, v_tail;
-  std::vector<std::vector<uint8_t>> k_pages, v_pages;  // CPU format (auto: float32)
+  std::vector<std::vector<uint8_t> > k_pages, v_pages;  // CPU format (auto: float32)
   std::vector<uint8_t*> k_ptrs, v_ptrs;
   SeqKvBuffers Buffers() {
     return {sink_k.data(), sink_v.data(), k_tail.data(), v_tail.data(), k_ptrs, v_ptrs};
@@ -290,7 +310,8 @@ struct AttnCase {
 };
 
 struct AttnErr {
-  double worst_rel = 0, worst_abs_frac = 0;
+  double worst_rel = 0, worst_abs_frac = 0;          // gpu vs exact
+  double worst_rel_ref = 0, worst_ref_vs_exact = 0;  // gpu vs ref, ref vs exact
 };
 
 void RunAttention(const AttnCase& c, uint32_t seed, AttnErr* err) {
@@ -316,7 +337,8 @@ void RunAttention(const AttnCase& c, uint32_t seed, AttnErr* err) {
   const size_t sink_elems = size_t(2) * hkv * spec.sink_tokens * d;
   const size_t kt_elems = size_t(hkv) * kP * d, vt_elems = size_t(hkv) * spec.v_tail_capacity() * d;
   std::vector<uint16_t> sink(sink_elems * nseq), ktail(kt_elems * nseq), vtail(vt_elems * nseq);
-  auto put_page = [&](std::vector<uint8_t>& pool, size_t pb, int id, const std::vector<uint8_t>& src) {
+  auto put_page = [&](std::vector<uint8_t>& pool, size_t pb, int id,
+                      const std::vector<uint8_t>& src) {
     uint8_t* dst = pool.data() + pb * id;
     if (spec.quantized()) {
       std::memcpy(dst, src.data(), pb);
@@ -376,7 +398,8 @@ void RunAttention(const AttnCase& c, uint32_t seed, AttnErr* err) {
   DevBuf sink_d = DevBuf::From(sink), kt_d = DevBuf::From(ktail), vt_d = DevBuf::From(vtail);
   DevBuf desc_d = DevBuf::From(descs), kids_d = DevBuf::From(kids), vids_d = DevBuf::From(vids);
   DevBuf items_d = DevBuf::From(items);
-  DevBuf q_d = DevBuf::From(enc_all(q)), kn_d = DevBuf::From(enc_all(kn)), vn_d = DevBuf::From(enc_all(vn));
+  DevBuf q_d = DevBuf::From(enc_all(q)), kn_d = DevBuf::From(enc_all(kn)),
+         vn_d = DevBuf::From(enc_all(vn));
   DevBuf out_d(size_t(nitems) * hq * d * esz);
   CUDA_OK(cudaMemset(out_d.get(), 0xff, size_t(nitems) * hq * d * esz));  // poison (NaN)
 
@@ -396,48 +419,107 @@ void RunAttention(const AttnCase& c, uint32_t seed, AttnErr* err) {
   absl::StatusOr<KittySplitPlan> plan = MakeKittyAttentionPlan(spec, fp, hq, nitems, max_tokens);
   ASSERT_TRUE(plan.ok()) << plan.status();
   DevBuf ws(plan->workspace_bytes);
-  const absl::Status st = KittyAttention(spec, fp, hq, b, *plan, ws.get(), plan->workspace_bytes, nullptr);
+  const absl::Status st =
+      KittyAttention(spec, fp, hq, b, *plan, ws.get(), plan->workspace_bytes, nullptr);
   ASSERT_TRUE(st.ok()) << st;
   CUDA_OK(cudaDeviceSynchronize());
   const std::vector<uint16_t> out_bits = out_d.To<uint16_t>();
 
-  // CPU reference per sequence.
+  // CPU references per sequence: "ref" (fp16-rounded K^/V^) and "exact" (unrounded dequant).
+  KvCacheSpec exact_spec = spec;
+  exact_spec.mode = KvCacheMode::kAuto;  // pages below are float [Hkv][P][D]
+  const size_t page_floats = size_t(hkv) * kP * d;
   for (int i = 0; i < nseq; ++i) {
     CpuSeq& s = seqs[i];
     const SeqKvView view = MakeSeqKvView(s.counters, s.Buffers());
     const size_t row = size_t(hq) * d;
-    std::vector<float> ref(row * c.num_new);
-    AttendCpu(spec, view, hq, q.data() + row * i * c.num_new,
-              kn.data() + size_t(hkv) * d * i * c.num_new, vn.data() + size_t(hkv) * d * i * c.num_new,
-              c.num_new, scale, ref.data());
-    for (int j = 0; j < c.num_new; ++j) {
-      double num = 0, den = 0, max_abs = 0, max_ref = 0;
-      for (size_t e = 0; e < row; ++e) {
-        const float r = ref[row * j + e];
-        const float gv = Dec(fp, out_bits[(size_t(i) * c.num_new + j) * row + e]);
-        const double diff = std::isfinite(gv) ? std::fabs(double(gv) - r) : 1e30;
-        num += diff * diff;
-        den += double(r) * r;
-        max_abs = std::max(max_abs, diff);
-        max_ref = std::max(max_ref, double(std::fabs(r)));
+    const float* qi = q.data() + row * i * c.num_new;
+    const float* kni = kn.data() + size_t(hkv) * d * i * c.num_new;
+    const float* vni = vn.data() + size_t(hkv) * d * i * c.num_new;
+    std::vector<float> ref(row * c.num_new), exact(row * c.num_new);
+    AttendCpu(spec, view, hq, qi, kni, vni, c.num_new, scale, ref.data());
+    if (spec.quantized()) {
+      std::vector<std::vector<float> > kx(s.counters.num_k_pages, std::vector<float>(page_floats)),
+          vx(s.counters.num_v_pages, std::vector<float>(page_floats));
+      std::vector<uint8_t*> kptr, vptr;
+      std::vector<uint8_t> codes(size_t(d) * kP), idx(d);
+      std::vector<uint16_t> meta(2 * std::max(d, kP));
+      for (int p = 0; p < s.counters.num_k_pages; ++p) {
+        const size_t hb = GetKHeadLayout(spec).head_bytes;
+        for (int h = 0; h < hkv; ++h) {
+          DecodeKHead(spec, s.k_pages[p].data() + h * hb, codes.data(), idx.data(), meta.data());
+          for (int dd = 0; dd < d; ++dd)
+            for (int t = 0; t < kP; ++t)
+              kx[p][(size_t(h) * kP + t) * d + dd] =
+                  float(codes[dd * kP + t]) * HalfToFloat(meta[2 * dd]) +
+                  HalfToFloat(meta[2 * dd + 1]);
+        }
+        kptr.push_back(reinterpret_cast<uint8_t*>(kx[p].data()));
       }
-      const double rel = std::sqrt(num / std::max(den, 1e-30));
+      for (int p = 0; p < s.counters.num_v_pages; ++p) {
+        const size_t hb = GetVHeadLayout(spec).head_bytes;
+        for (int h = 0; h < hkv; ++h) {
+          DecodeVHead(spec, s.v_pages[p].data() + h * hb, codes.data(), meta.data());
+          for (int t = 0; t < kP; ++t)
+            for (int dd = 0; dd < d; ++dd)
+              vx[p][(size_t(h) * kP + t) * d + dd] =
+                  float(codes[t * d + dd]) * HalfToFloat(meta[2 * t]) +
+                  HalfToFloat(meta[2 * t + 1]);
+        }
+        vptr.push_back(reinterpret_cast<uint8_t*>(vx[p].data()));
+      }
+      SeqKvBuffers xb = s.Buffers();
+      xb.k_pages = kptr;
+      xb.v_pages = vptr;
+      AttendCpu(exact_spec, MakeSeqKvView(s.counters, xb), hq, qi, kni, vni, c.num_new, scale,
+                exact.data());
+    } else {
+      exact = ref;
+    }
+    auto rel_l2 = [&](const float* a, const float* b, double* max_abs, double* max_b) {
+      double num = 0, den = 0;
+      *max_abs = 0;
+      *max_b = 0;
+      for (size_t e = 0; e < row; ++e) {
+        const double diff = std::isfinite(a[e]) ? std::fabs(double(a[e]) - b[e]) : 1e30;
+        num += diff * diff;
+        den += double(b[e]) * b[e];
+        *max_abs = std::max(*max_abs, diff);
+        *max_b = std::max(*max_b, double(std::fabs(b[e])));
+      }
+      return std::sqrt(num / std::max(den, 1e-30));
+    };
+    for (int j = 0; j < c.num_new; ++j) {
+      std::vector<float> gpu(row);
+      for (size_t e = 0; e < row; ++e)
+        gpu[e] = Dec(fp, out_bits[(size_t(i) * c.num_new + j) * row + e]);
+      double max_abs, max_ref, max_abs_r, max_ref_r, unused0, unused1;
+      const double rel = rel_l2(gpu.data(), exact.data() + row * j, &max_abs, &max_ref);
+      const double rel_ref = rel_l2(gpu.data(), ref.data() + row * j, &max_abs_r, &max_ref_r);
+      const double ref_vs_exact =
+          rel_l2(ref.data() + row * j, exact.data() + row * j, &unused0, &unused1);
       err->worst_rel = std::max(err->worst_rel, rel);
+      err->worst_rel_ref = std::max(err->worst_rel_ref, rel_ref);
+      err->worst_ref_vs_exact = std::max(err->worst_ref_vs_exact, ref_vs_exact);
       err->worst_abs_frac = std::max(err->worst_abs_frac, max_abs / std::max(max_ref, 1e-30));
       const double tol = fp == DType::kFloat16 ? 4e-3 : 1.2e-2;
-      EXPECT_LE(rel, tol) << "seq " << i << " len " << c.lens[i] << " new-token " << j;
-      EXPECT_LE(max_abs, 3e-2 * max_ref) << "seq " << i << " len " << c.lens[i];
+      EXPECT_LE(rel, tol) << "vs exact: seq " << i << " len " << c.lens[i] << " new-token " << j;
+      EXPECT_LE(max_abs, 3e-2 * max_ref) << "vs exact: seq " << i << " len " << c.lens[i];
+      EXPECT_LE(rel_ref, tol + ref_vs_exact) << "vs ref: seq " << i << " len " << c.lens[i];
     }
   }
 }
 
-const std::vector<int64_t> kAwkwardLens = {1, 7, 31, 32, 33, 100, 159, 160, 161,
-                                           287, 288, 289, 415, 1000, 2100};
+const std::vector<int64_t> kAwkwardLens = {1,   7,   31,  32,  33,  100,  159, 160,
+                                           161, 287, 288, 289, 415, 1000, 2100};
 
 void ReportCase(const AttnCase& c, const AttnErr& e) {
-  std::printf("attn %-9s %-8s D=%3d Hkv=%d g=%d seqs=%zu new=%d | worst rel-L2 %.2e  max|err|/max|ref| %.2e\n",
-              std::string(KvCacheModeName(c.mode)).c_str(), std::string(DTypeName(c.fp)).c_str(), c.d,
-              c.hkv, c.g, c.lens.size(), c.num_new, e.worst_rel, e.worst_abs_frac);
+  std::printf(
+      "attn %-9s %-8s D=%3d Hkv=%d g=%d seqs=%zu new=%d | vs exact: rel-L2 %.2e max|err|/max %.2e"
+      " | vs ref: %.2e (ref vs exact %.2e)\n",
+      std::string(KvCacheModeName(c.mode)).c_str(), std::string(DTypeName(c.fp)).c_str(), c.d,
+      c.hkv, c.g, c.lens.size(), c.num_new, e.worst_rel, e.worst_abs_frac, e.worst_rel_ref,
+      e.worst_ref_vs_exact);
 }
 
 TEST_F(KittyCudaTest, DecodeMatchesCpuReference) {
@@ -470,7 +552,7 @@ TEST_F(KittyCudaTest, DecodeOddGroupsAndLongSplits) {
   // One long sequence: many splits per item, and a batch where splits are empty for short ones.
   for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKittyPro}) {
     for (const std::vector<int64_t>& lens :
-         std::vector<std::vector<int64_t>>{{8200}, {3, 8200, 40}}) {
+         std::vector<std::vector<int64_t> >{{8200}, {3, 8200, 40}}) {
       const AttnCase c{mode, DType::kFloat16, 128, 1, 4, lens, 1};
       AttnErr e;
       RunAttention(c, seed++, &e);
@@ -483,8 +565,8 @@ TEST_F(KittyCudaTest, DecodeOddGroupsAndLongSplits) {
 TEST_F(KittyCudaTest, PrefillChunkMatchesCpuReference) {
   uint32_t seed = 900;
   for (DType fp : {DType::kFloat16, DType::kBFloat16}) {
-    for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKivi2, KvCacheMode::kKittyPro,
-                             KvCacheMode::kK4V2}) {
+    for (KvCacheMode mode :
+         {KvCacheMode::kAuto, KvCacheMode::kKivi2, KvCacheMode::kKittyPro, KvCacheMode::kK4V2}) {
       for (int d : {64, 128}) {
         // Empty cache + 150-token prompt; cached prefixes around S+128 / S+256 + a chunk.
         const AttnCase c{mode, fp, d, 2, 4, {0, 40, 161, 300}, 150};
