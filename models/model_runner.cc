@@ -13,7 +13,9 @@ namespace {
 
 class CpuRunner : public ModelRunner {
  public:
-  explicit CpuRunner(const LoadedModel& m) : m_(m) {}
+  explicit CpuRunner(const LoadedModel& m) : m_(m) {
+    KITTY_CHECK(m.model != nullptr) << "the CPU runner needs host weights (LoadModel host_weights)";
+  }
   std::string device_name() const override { return "cpu"; }
   kernels::DType kv_dtype() const override { return kernels::DType::kFloat32; }
   int64_t AvailableKvBytes(double, int) const override { return 0; }

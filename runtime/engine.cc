@@ -739,9 +739,7 @@ Engine::~Engine() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config,
                                                        std::shared_ptr<models::LoadedModel> model) {
-  if (model == nullptr || model->model == nullptr) {
-    return absl::InvalidArgumentError("Engine::Create: no model");
-  }
+  if (model == nullptr) return absl::InvalidArgumentError("Engine::Create: no model");
   auto impl = std::make_unique<Impl>(config, std::move(model));
   RETURN_IF_ERROR(impl->Init());
   impl->Start();

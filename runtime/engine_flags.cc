@@ -19,6 +19,12 @@ ABSL_FLAG(bool, enable_prefix_caching, true, "Share sealed KV pages between equa
 
 namespace kitty::runtime {
 
+models::LoadModelOptions LoadOptionsFromFlags() {
+  models::LoadModelOptions o;
+  o.host_weights = absl::GetFlag(FLAGS_device) != "cuda";
+  return o;
+}
+
 EngineConfig EngineConfigFromFlags() {
   EngineConfig c;
   c.device = absl::GetFlag(FLAGS_device);

@@ -28,6 +28,10 @@ namespace kitty::runtime {
 // EngineConfig from the flags above and the cache flags.
 EngineConfig EngineConfigFromFlags();
 
+// How to load --model for --device: with --device cuda the host keeps no float32 copy of the
+// weights (the CUDA runner reads the checkpoint itself).
+models::LoadModelOptions LoadOptionsFromFlags();
+
 }  // namespace kitty::runtime
 
 #endif  // KITTY_RUNTIME_ENGINE_FLAGS_H_

@@ -1,8 +1,10 @@
 // kitty-bench: benchmarks of the whole runtime.
 //
-//   kitty-bench throughput --model synthetic:qwen3-4b --kv-cache-dtype auto,kitty-pro \
-//       --kv-cache-memory 60000000000 --input-len 65 --output-len 8127 --num-prompts 512 \
-//       --max-num-seqs 32,64,128,256 --json --plot sweep.png
+//   kitty-bench throughput --model synthetic:qwen3-4b --device cuda
+//       --kv-cache-dtype auto,kitty-pro --kv-cache-memory 60000000000 --input-len 65
+//       --output-len 8127 --num-prompts 512 --max-num-seqs-sweep 32,64,128,256 --json
+//       --plot sweep.png
+//   kitty-bench serve --server 127.0.0.1:50051 --request-rate 5,10,20 --num-prompts 200
 //
 // Offline and in-process (like `vllm bench throughput`): every mode runs with the same KV
 // budget, one after another, and prints output/total tokens/s, peak concurrent sequences, KV
@@ -90,7 +92,8 @@ int Throughput() {
   o.output_len = absl::GetFlag(FLAGS_output_len);
   o.num_prompts = absl::GetFlag(FLAGS_num_prompts);
   o.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
-  absl::StatusOr<models::LoadedModel> loaded = models::LoadModel(absl::GetFlag(FLAGS_model));
+  absl::StatusOr<models::LoadedModel> loaded =
+      models::LoadModel(absl::GetFlag(FLAGS_model), LoadOptionsFromFlags());
   if (!loaded.ok()) DieWithStatus(kTool, loaded.status());
   auto model = std::make_shared<models::LoadedModel>(*std::move(loaded));
   absl::StatusOr<std::vector<ThroughputResult>> rs = RunThroughput(model, o);

@@ -34,7 +34,8 @@ namespace {
 constexpr char kTool[] = "kitty-run";
 
 int Main() {
-  absl::StatusOr<models::LoadedModel> loaded = models::LoadModel(absl::GetFlag(FLAGS_model));
+  absl::StatusOr<models::LoadedModel> loaded =
+      models::LoadModel(absl::GetFlag(FLAGS_model), LoadOptionsFromFlags());
   if (!loaded.ok()) DieWithStatus(kTool, loaded.status());
   absl::StatusOr<kernels::KvCacheSpec> spec =
       MakeSpecForModel(loaded->config, absl::GetFlag(FLAGS_kv_cache_dtype),
@@ -89,18 +90,29 @@ int Main() {
   params.temperature = static_cast<float>(absl::GetFlag(FLAGS_temperature));
   params.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
   params.ignore_eos = absl::GetFlag(FLAGS_ignore_eos);
-  absl::StatusOr<GenerationResult> r = GenerateOffline(*loaded, *spec, prompt_ids, params);
-  if (!r.ok()) DieWithStatus(kTool, r.status());
+  // One request through the engine, on --device (the same path a server request takes).
+  Request req;
+  req.prompt_token_ids = prompt_ids;
+  req.params = params;
+  auto shared = std::make_shared<models::LoadedModel>(*std::move(loaded));
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Create(EngineConfigFromFlags(), std::move(shared));
+  if (!engine.ok()) DieWithStatus(kTool, engine.status());
+  absl::StatusOr<std::shared_ptr<RequestStream>> stream = (*engine)->AddRequest(std::move(req));
+  if (!stream.ok()) DieWithStatus(kTool, stream.status());
+  const RequestOutput out = (*stream)->WaitFinished();
+  (*engine)->Stop();
+  const CompletionDelta& r = out.outputs.at(0);
 
   if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json j;
-    j["prompt_token_ids"] = r->prompt_token_ids;
-    j["token_ids"] = r->token_ids;
-    j["text"] = r->text;
-    j["finish_reason"] = r->finish_reason;
+    j["prompt_token_ids"] = prompt_ids;
+    j["token_ids"] = r.token_ids;
+    j["text"] = r.text;
+    j["finish_reason"] = r.finish_reason;
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
-    std::printf("%s%s\n", text.c_str(), r->text.c_str());
+    std::printf("%s%s\n", text.c_str(), r.text.c_str());
   }
   return 0;
 }

@@ -118,7 +118,7 @@ int Main() {
 
   // ---- model and engine ----
   const absl::Time load_start = absl::Now();
-  absl::StatusOr<models::LoadedModel> loaded = models::LoadModel(model_arg);
+  absl::StatusOr<models::LoadedModel> loaded = models::LoadModel(model_arg, LoadOptionsFromFlags());
   if (!loaded.ok()) DieWithStatus(kTool, loaded.status());
   auto model = std::make_shared<models::LoadedModel>(*std::move(loaded));
   absl::StatusOr<std::unique_ptr<Engine>> engine_or = Engine::Create(config, model);
