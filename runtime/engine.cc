@@ -174,8 +174,14 @@ absl::Status Engine::Impl::Init() {
   units.page_tokens = kernels::KvCacheSpec::kPageTokens;
   units.v_window_tokens = spec_.v_window_tokens;
   units.enable_prefix_caching = config_.enable_prefix_caching;
-  units.k_page_bytes = static_cast<int64_t>(kernels::KPageBytes(spec_)) * L;
-  units.v_page_bytes = static_cast<int64_t>(kernels::VPageBytes(spec_)) * L;
+  // Quantized pages have one format everywhere; auto pages hold the runner's fp dtype (bf16 on
+  // the GPU, float32 on the CPU), which KPageBytes (the CPU reference) does not know.
+  const int64_t fp_page_bytes = int64_t{spec_.num_kv_heads} * kernels::KvCacheSpec::kPageTokens *
+                                spec_.head_dim * kernels::DTypeSize(fp);
+  units.k_page_bytes =
+      (spec_.quantized() ? static_cast<int64_t>(kernels::KPageBytes(spec_)) : fp_page_bytes) * L;
+  units.v_page_bytes =
+      (spec_.quantized() ? static_cast<int64_t>(kernels::VPageBytes(spec_)) : fp_page_bytes) * L;
   units.sink_block_bytes = static_cast<int64_t>(kernels::SinkBlockBytes(spec_, fp)) * L;
   units.tail_slot_bytes = static_cast<int64_t>(kernels::TailSlotBytes(spec_, fp)) * L;
   units.elements_per_token = int64_t{2} * L * spec_.num_kv_heads * spec_.head_dim;
