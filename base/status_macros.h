@@ -67,11 +67,11 @@ struct Voidify {
 
 }  // namespace kitty::internal
 
-#define KITTY_CHECK(cond)              \
-  ABSL_PREDICT_TRUE(cond)              \
-      ? (void)0                        \
-      : ::kitty::internal::Voidify() & \
-            ::kitty::internal::CheckFailure(__FILE__, __LINE__, #cond).stream()
+#define KITTY_CHECK(cond)          \
+  ABSL_PREDICT_TRUE(cond)          \
+  ? (void)0                        \
+  : ::kitty::internal::Voidify() & \
+          ::kitty::internal::CheckFailure(__FILE__, __LINE__, #cond).stream()
 
 #define KITTY_CHECK_OP_(a, b, op) KITTY_CHECK((a)op(b)) << "(" << (a) << " vs " << (b) << ") "
 #define KITTY_CHECK_EQ(a, b) KITTY_CHECK_OP_(a, b, ==)

@@ -154,9 +154,9 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters) {
   std::vector<KittyQueryItem> items(slots);
   for (int s = 0; s < slots; ++s) items[s] = {s, 1, s % batch, 0};
   KittyQueryItem* items_d = Upload(items);
-  uint16_t* q = Upload(RandomBf16(size_t{batch} * kHq * kD, 5));
-  uint16_t* kn = Upload(RandomBf16(size_t{batch} * kHkv * kD, 6));
-  uint16_t* vn = Upload(RandomBf16(size_t{batch} * kHkv * kD, 7));
+  uint16_t* q = Upload(RandomBf16(static_cast<size_t>(batch) * kHq * kD, 5));
+  uint16_t* kn = Upload(RandomBf16(static_cast<size_t>(batch) * kHkv * kD, 6));
+  uint16_t* vn = Upload(RandomBf16(static_cast<size_t>(batch) * kHkv * kD, 7));
   void* out = Alloc(size_t{2} * batch * kHq * kD);
   const KittySplitPlan plan = *MakeKittyAttentionPlan(spec, kFp, kHq, batch, int64_t{ctx} + 1);
   void* ws = Alloc(plan.workspace_bytes);

@@ -44,8 +44,8 @@ namespace {
 
 constexpr int kP = 128;
 constexpr int kWarps = 4;
-constexpr int kG = 8;            // query heads per kv head handled (mma n = 8)
-constexpr int kScStride = 132;   // floats per head row of the score buffer
+constexpr int kG = 8;           // query heads per kv head handled (mma n = 8)
+constexpr int kScStride = 132;  // floats per head row of the score buffer
 constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ float ToF(__half x) { return __half2float(x); }
@@ -53,7 +53,9 @@ __device__ __forceinline__ float ToF(__nv_bfloat16 x) { return __bfloat162float(
 template <typename T>
 __device__ __forceinline__ T FromF(float x);
 template <>
-__device__ __forceinline__ __half FromF<__half>(float x) { return __float2half_rn(x); }
+__device__ __forceinline__ __half FromF<__half>(float x) {
+  return __float2half_rn(x);
+}
 template <>
 __device__ __forceinline__ __nv_bfloat16 FromF<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
@@ -93,7 +95,8 @@ __device__ __forceinline__ uint32_t Codes(uint32_t lo, uint32_t hi, int i) {
   uint32_t v = (lo >> (2 * i)) & 0x00030003u;
   if constexpr (kSparse) v |= ((hi >> (2 * i)) & 0x00030003u) << 2;
   v |= 0x64006400u;  // 1024 + code, exact in fp16
-  const __half2 r = __hsub2(*reinterpret_cast<const __half2*>(&v), __half2half2(__ushort_as_half(0x6400)));
+  const __half2 r =
+      __hsub2(*reinterpret_cast<const __half2*>(&v), __half2half2(__ushort_as_half(0x6400)));
   return *reinterpret_cast<const uint32_t*>(&r);
 }
 
@@ -156,9 +159,9 @@ struct AttnKernel {
 
   struct Warp {
     int lane, r, c4;
-    float m_h, l_h, bias_h;  // online softmax of head r (lane/4), log2 domain
-    float o[kMTiles][4];     // O^T fragment: (channel, head) per the PV mapping
-    uint32_t qh[kKSteps][2]; // q fragment (fp16) of head r for its 4 channels per k-step
+    float m_h, l_h, bias_h;   // online softmax of head r (lane/4), log2 domain
+    float o[kMTiles][4];      // O^T fragment: (channel, head) per the PV mapping
+    uint32_t qh[kKSteps][2];  // q fragment (fp16) of head r for its 4 channels per k-step
   };
 
   // ---- fp32 FMA path: scores of n full-precision K rows --------------------------------------
@@ -184,8 +187,8 @@ struct AttnKernel {
             if (h < g) {
               const float4 qa = *reinterpret_cast<const float4*>(qs + h * D + d);
               const float4 qb = *reinterpret_cast<const float4*>(qs + h * D + d + 4);
-              acc[h] += qa.x * kv[0] + qa.y * kv[1] + qa.z * kv[2] + qa.w * kv[3] +
-                        qb.x * kv[4] + qb.y * kv[5] + qb.z * kv[6] + qb.w * kv[7];
+              acc[h] += qa.x * kv[0] + qa.y * kv[1] + qa.z * kv[2] + qa.w * kv[3] + qb.x * kv[4] +
+                        qb.y * kv[5] + qb.z * kv[6] + qb.w * kv[7];
             }
           }
         }
@@ -197,8 +200,9 @@ struct AttnKernel {
   }
 
   // ---- tensor-core path: scores of one staged quantized K head block ---------------------
-  static __device__ void ScoresQuant(const Warp& w, const KittyGeometry& geo, const uint8_t* ks_smem,
-                                     const StageLayout& lay, float* sc, float sl2) {
+  static __device__ void ScoresQuant(const Warp& w, const KittyGeometry& geo,
+                                     const uint8_t* ks_smem, const StageLayout& lay, float* sc,
+                                     float sl2) {
     const uint8_t* idx_s = ks_smem + lay.k_planes;
     const uint8_t* meta_s = idx_s + (geo.k_meta_offset - geo.k_idx_offset);
     const int db = geo.boost_channels;
@@ -230,10 +234,14 @@ struct AttnKernel {
           }
         }
       }
-      const uint32_t x01 = __byte_perm(wd[0], wd[1], 0x5410), y01 = __byte_perm(wd[0], wd[1], 0x7632);
-      const uint32_t x23 = __byte_perm(wd[2], wd[3], 0x5410), y23 = __byte_perm(wd[2], wd[3], 0x7632);
-      const uint32_t sx01 = __byte_perm(ws[0], ws[1], 0x5410), sy01 = __byte_perm(ws[0], ws[1], 0x7632);
-      const uint32_t sx23 = __byte_perm(ws[2], ws[3], 0x5410), sy23 = __byte_perm(ws[2], ws[3], 0x7632);
+      const uint32_t x01 = __byte_perm(wd[0], wd[1], 0x5410),
+                     y01 = __byte_perm(wd[0], wd[1], 0x7632);
+      const uint32_t x23 = __byte_perm(wd[2], wd[3], 0x5410),
+                     y23 = __byte_perm(wd[2], wd[3], 0x7632);
+      const uint32_t sx01 = __byte_perm(ws[0], ws[1], 0x5410),
+                     sy01 = __byte_perm(ws[0], ws[1], 0x7632);
+      const uint32_t sx23 = __byte_perm(ws[2], ws[3], 0x5410),
+                     sy23 = __byte_perm(ws[2], ws[3], 0x7632);
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
         Mma16816(acc[i], Dequant2(Codes<kSparse>(x01, sx01, i), s01, m01),
@@ -294,7 +302,7 @@ struct AttnKernel {
   static __device__ void PvFp(Warp& w, const float* sc, int n, RowFn row) {
     const float* p0s = sc + (2 * w.c4) * kScStride;
     const float* p1s = p0s + kScStride;
-    constexpr int kBatch = 8;  // rows in flight per lane
+    constexpr int kBatch = 8;       // rows in flight per lane
     constexpr int kVec = kCpt / 8;  // 16-byte loads per row
     for (int t0 = 0; t0 < n; t0 += kBatch) {
       uint4 raw[kBatch][kVec];
@@ -351,8 +359,10 @@ struct AttnKernel {
         }
       }
       const uint32_t b0 = PackHalf2(p[0], p[1]), b1 = PackHalf2(p[2], p[3]);
-      const uint32_t s01 = __byte_perm(meta[0], meta[1], 0x5410), m01 = __byte_perm(meta[0], meta[1], 0x7632);
-      const uint32_t s23 = __byte_perm(meta[2], meta[3], 0x5410), m23 = __byte_perm(meta[2], meta[3], 0x7632);
+      const uint32_t s01 = __byte_perm(meta[0], meta[1], 0x5410),
+                     m01 = __byte_perm(meta[0], meta[1], 0x7632);
+      const uint32_t s23 = __byte_perm(meta[2], meta[3], 0x5410),
+                     m23 = __byte_perm(meta[2], meta[3], 0x7632);
       uint32_t x01, y01, x23, y23;
       if constexpr (D == 128) {
         x01 = __byte_perm(wd[0], wd[1], 0x5410);
@@ -368,7 +378,8 @@ struct AttnKernel {
 #pragma unroll
       for (int m = 0; m < kMTiles; ++m) {
         Mma16816(w.o[m], Dequant2(Codes<false>(x01, 0, m), s01, m01),
-                 Dequant2(Codes<false>(y01, 0, m), s01, m01), Dequant2(Codes<false>(x23, 0, m), s23, m23),
+                 Dequant2(Codes<false>(y01, 0, m), s01, m01),
+                 Dequant2(Codes<false>(x23, 0, m), s23, m23),
                  Dequant2(Codes<false>(y23, 0, m), s23, m23), b0, b1);
       }
     }
@@ -402,8 +413,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int hkv = geo.num_kv_heads, hq = geo.num_q_heads, g = hq / hkv;
   const int S = geo.sink_capacity;
 
-  float* qs = reinterpret_cast<float*>(smem);                              // [8][D]
-  float* sc = qs + kG * D + warp * (kG * kScStride);                       // per warp [8][132]
+  float* qs = reinterpret_cast<float*>(smem);         // [8][D]
+  float* sc = qs + kG * D + warp * (kG * kScStride);  // per warp [8][132]
   uint8_t* stages = reinterpret_cast<uint8_t*>(qs + kG * D + kWarps * kG * kScStride) +
                     warp * (kQuant ? 2 * lay.stage : 0);
 
@@ -447,10 +458,10 @@ __global__ void __launch_bounds__(kWarps * 32)
                     (static_cast<int64_t>(seq.slot) * hkv + kvh) * kP * D;
   const T* v_tail = static_cast<const T*>(batch.pools.v_tail) +
                     (static_cast<int64_t>(seq.slot) * hkv + kvh) * geo.v_tail_capacity * D;
-  const T* k_new = static_cast<const T*>(batch.k_new) +
-                   (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
-  const T* v_new = static_cast<const T*>(batch.v_new) +
-                   (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
+  const T* k_new =
+      static_cast<const T*>(batch.k_new) + (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
+  const T* v_new =
+      static_cast<const T*>(batch.v_new) + (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
   const int64_t new_stride = static_cast<int64_t>(hkv) * D;
   const int32_t* k_ids = batch.k_page_ids + seq.page_offset;
   const int32_t* v_ids = batch.v_page_ids + seq.page_offset;
@@ -476,7 +487,8 @@ __global__ void __launch_bounds__(kWarps * 32)
         CpAsync16(stage + dst, kb + 16 * x);
       }
       if (i < ch.n_pair) {
-        const uint8_t* vb = batch.pools.v_pages + static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes +
+        const uint8_t* vb = batch.pools.v_pages +
+                            static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes +
                             static_cast<int64_t>(kvh) * geo.v_head_bytes;
         uint8_t* vs = stage + lay.k_bytes;
         const int code_chunks = geo.v_meta_offset / 16, v_chunks = geo.v_head_bytes / 16;
@@ -514,8 +526,8 @@ __global__ void __launch_bounds__(kWarps * 32)
       if constexpr (kQuant) {
         K::ScoresQuant(w, geo, stage, lay, sc, sl2);
       } else {
-        const T* kp = reinterpret_cast<const T*>(batch.pools.k_pages +
-                                                 static_cast<int64_t>(k_ids[i]) * geo.k_page_bytes) +
+        const T* kp = reinterpret_cast<const T*>(
+                          batch.pools.k_pages + static_cast<int64_t>(k_ids[i]) * geo.k_page_bytes) +
                       static_cast<int64_t>(kvh) * kP * D;
         K::ScoresFp(w, qs, sc, kP, g, sl2, [&](int t) { return kp + t * D; });
       }
@@ -525,9 +537,10 @@ __global__ void __launch_bounds__(kWarps * 32)
         if constexpr (kQuant) {
           K::PvQuant(w, geo, stage + lay.k_bytes, sc);
         } else {
-          const T* vp = reinterpret_cast<const T*>(batch.pools.v_pages +
-                                                   static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes) +
-                        static_cast<int64_t>(kvh) * kP * D;
+          const T* vp =
+              reinterpret_cast<const T*>(batch.pools.v_pages +
+                                         static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes) +
+              static_cast<int64_t>(kvh) * kP * D;
           K::PvFp(w, sc, kP, [&](int t) { return vp + t * D; });
         }
       } else {  // K page without its V page: V rows from the head of the V tail
@@ -642,9 +655,9 @@ __global__ void KittyMergeKernel(const float* __restrict__ ws, int num_splits, v
 //  - O is kept as o = sum_t p' x per tile plus P1 = sum p', PM = sum p m per head:
 //      O = f_m (o - P1) + PM  (f_m per tile); full-precision rows add p v / f_m to o.
 // =====================================================================================
-constexpr uint32_t kOne2 = 0x3C003C00u;   // fp16x2 (1, 1)
-constexpr uint32_t kMk3 = 0x00C000C0u;    // code at mantissa bits 6-7 -> 1 + c/16
-constexpr uint32_t kMk4 = 0x03000300u;    // code at mantissa bits 8-9 -> 1 + c/4
+constexpr uint32_t kOne2 = 0x3C003C00u;  // fp16x2 (1, 1)
+constexpr uint32_t kMk3 = 0x00C000C0u;   // code at mantissa bits 6-7 -> 1 + c/16
+constexpr uint32_t kMk4 = 0x03000300u;   // code at mantissa bits 8-9 -> 1 + c/4
 
 __device__ __forceinline__ uint32_t Lop1(uint32_t x, uint32_t m) { return (x & m) | kOne2; }
 
@@ -693,14 +706,16 @@ __device__ __forceinline__ uint32_t PackT2(float a, float b) {
   }
 }
 __device__ __forceinline__ uint32_t HMul2(uint32_t a, uint32_t b) {
-  const __half2 r = __hmul2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b));
+  const __half2 r =
+      __hmul2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b));
   return *reinterpret_cast<const uint32_t*>(&r);
 }
 __device__ __forceinline__ float TileF(int i) { return (i & 1) ? 16.0f : 4.0f; }
 // lo = fp16(a*b - hi) (exact residual of the fp16 product hi = fp16(a*b), barring underflow).
 __device__ __forceinline__ uint32_t HResid2(uint32_t a, uint32_t b, uint32_t hi) {
-  const __half2 r = __hfma2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b),
-                            __hneg2(*reinterpret_cast<const __half2*>(&hi)));
+  const __half2 r =
+      __hfma2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b),
+              __hneg2(*reinterpret_cast<const __half2*>(&hi)));
   return *reinterpret_cast<const uint32_t*>(&r);
 }
 
@@ -719,7 +734,8 @@ struct AttnV2 {
 
   // ---- scores of n full-precision K rows (tensor cores, T operands) ----------------------
   template <typename RowFn>
-  static __device__ void ScoresFp(const Warp& w, const T* qt, float* sc, int n, float sl2, RowFn row) {
+  static __device__ void ScoresFp(const Warp& w, const T* qt, float* sc, int n, float sl2,
+                                  RowFn row) {
     uint32_t b[kKSteps][2];
 #pragma unroll
     for (int ks = 0; ks < kKSteps; ++ks) {
@@ -742,7 +758,8 @@ struct AttnV2 {
       }
       float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-      for (int ks = 0; ks < kKSteps; ++ks) MmaT<T>(c, va[ks].x, vb[ks].x, va[ks].y, vb[ks].y, b[ks][0], b[ks][1]);
+      for (int ks = 0; ks < kKSteps; ++ks)
+        MmaT<T>(c, va[ks].x, vb[ks].x, va[ks].y, vb[ks].y, b[ks][0], b[ks][1]);
       const int u0 = 8 * i + w.r, u1 = 64 + 8 * i + w.r;
       sc0[u0] = pa ? c[0] * sl2 : -INFINITY;
       sc1[u0] = pa ? c[1] * sl2 : -INFINITY;
@@ -752,9 +769,9 @@ struct AttnV2 {
   }
 
   // ---- scores of one staged quantized K head block -----------------------------------------
-  static __device__ void ScoresQuant(const Warp& w, const KittyGeometry& geo, const uint8_t* ks_smem,
-                                     const StageLayout& lay, const __half* q16, uint8_t* inv,
-                                     float* sc, float sl2) {
+  static __device__ void ScoresQuant(const Warp& w, const KittyGeometry& geo,
+                                     const uint8_t* ks_smem, const StageLayout& lay,
+                                     const __half* q16, uint8_t* inv, float* sc, float sl2) {
     const uint8_t* idx_s = ks_smem + lay.k_planes;
     const uint8_t* meta_s = idx_s + (geo.k_meta_offset - geo.k_idx_offset);
     const __half* qrow = q16 + w.r * D;
@@ -784,16 +801,21 @@ struct AttnV2 {
     for (int ks = 0; ks < kKSteps; ++ks) {
       const int ch = ks * 16 + 4 * w.c4;
       const uint4 meta = *reinterpret_cast<const uint4*>(meta_s + 4 * ch);
-      const uint32_t s01 = __byte_perm(meta.x, meta.y, 0x5410), s23 = __byte_perm(meta.z, meta.w, 0x5410);
-      const uint32_t m01 = __byte_perm(meta.x, meta.y, 0x7632), m23 = __byte_perm(meta.z, meta.w, 0x7632);
+      const uint32_t s01 = __byte_perm(meta.x, meta.y, 0x5410),
+                     s23 = __byte_perm(meta.z, meta.w, 0x5410);
+      const uint32_t m01 = __byte_perm(meta.x, meta.y, 0x7632),
+                     m23 = __byte_perm(meta.z, meta.w, 0x7632);
       const uint2 qv = *reinterpret_cast<const uint2*>(qrow + ch);
       uint32_t wd[4];
-      if constexpr (kHoist) {  // rows ch+j = 16 ks + (4 c4 + j): same swizzle key, +512 B per k-step
+      if constexpr (kHoist) {  // rows ch+j = 16 ks + (4 c4 + j): same swizzle key, +512 B per
+                               // k-step
 #pragma unroll
-        for (int j = 0; j < 4; ++j) wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + 512 * ks);
+        for (int j = 0; j < 4; ++j)
+          wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + 512 * ks);
       } else {
 #pragma unroll
-        for (int j = 0; j < 4; ++j) wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + Swz32<2>(ch + j, w.r));
+        for (int j = 0; j < 4; ++j)
+          wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + Swz32<2>(ch + j, w.r));
       }
       const uint32_t h0 = HMul2(qv.x, s01), h1 = HMul2(qv.y, s23);
       if constexpr (kKLo) {
@@ -831,8 +853,10 @@ struct AttnV2 {
           bb[j] = v;
         }
         // pairs (q, s) -> 4 q s for ranks (rk, rk+1) and (rk+2, rk+3)
-        const uint32_t q01 = __byte_perm(bb[0], bb[1], 0x5410), s01 = __byte_perm(bb[0], bb[1], 0x7632);
-        const uint32_t q23 = __byte_perm(bb[2], bb[3], 0x5410), s23 = __byte_perm(bb[2], bb[3], 0x7632);
+        const uint32_t q01 = __byte_perm(bb[0], bb[1], 0x5410),
+                       s01 = __byte_perm(bb[0], bb[1], 0x7632);
+        const uint32_t q23 = __byte_perm(bb[2], bb[3], 0x5410),
+                       s23 = __byte_perm(bb[2], bb[3], 0x7632);
         const uint32_t four = 0x44004400u;  // fp16x2 (4, 4)
         const uint32_t h0 = HMul2(q01, s01), h1 = HMul2(q23, s23);
         const uint32_t b0 = HMul2(h0, four), b1 = HMul2(h1, four);
@@ -844,7 +868,8 @@ struct AttnV2 {
         uint32_t wd[4];
         if constexpr (kHoist) {  // rows D + k0 + 4 c4 + j: D + k0 is a multiple of 16
 #pragma unroll
-          for (int j = 0; j < 4; ++j) wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + 32 * (D + k0));
+          for (int j = 0; j < 4; ++j)
+            wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + 32 * (D + k0));
         } else {
 #pragma unroll
           for (int j = 0; j < 4; ++j)
@@ -960,8 +985,10 @@ struct AttnV2 {
         // element e of a token's kCpt channels: row r -> e = m, row r+8 -> e = kMTiles + m
         const int e0 = m, e1 = kMTiles + m;
         const uint32_t s0 = (e0 & 1) ? 0x7632 : 0x5410, s1 = (e1 & 1) ? 0x7632 : 0x5410;
-        MmaT<T>(tmp[m], __byte_perm(v[0][e0 / 2], v[1][e0 / 2], s0), __byte_perm(v[0][e1 / 2], v[1][e1 / 2], s1),
-                __byte_perm(v[2][e0 / 2], v[3][e0 / 2], s0), __byte_perm(v[2][e1 / 2], v[3][e1 / 2], s1), b0, b1);
+        MmaT<T>(tmp[m], __byte_perm(v[0][e0 / 2], v[1][e0 / 2], s0),
+                __byte_perm(v[0][e1 / 2], v[1][e1 / 2], s1),
+                __byte_perm(v[2][e0 / 2], v[3][e0 / 2], s0),
+                __byte_perm(v[2][e1 / 2], v[3][e1 / 2], s1), b0, b1);
       }
     }
 #pragma unroll
@@ -973,7 +1000,8 @@ struct AttnV2 {
   }
 
   // ---- O += P V over one staged quantized V head block -------------------------------------
-  static __device__ void PvQuant(Warp& w, const KittyGeometry& geo, const uint8_t* vs_smem, const float* sc) {
+  static __device__ void PvQuant(Warp& w, const KittyGeometry& geo, const uint8_t* vs_smem,
+                                 const float* sc) {
     const uint8_t* meta_s = vs_smem + geo.v_meta_offset;
     const int vb = 1024 * w.c4 + ((w.r & 3) << 2) + ((w.r >> 2) << 4);
 #pragma unroll kUnroll
@@ -998,8 +1026,10 @@ struct AttnV2 {
         }
       }
       const uint32_t pp01 = PackHalf2(p[0], p[1]), pp23 = PackHalf2(p[2], p[3]);
-      const uint32_t s01 = __byte_perm(meta[0], meta[1], 0x5410), m01 = __byte_perm(meta[0], meta[1], 0x7632);
-      const uint32_t s23 = __byte_perm(meta[2], meta[3], 0x5410), m23 = __byte_perm(meta[2], meta[3], 0x7632);
+      const uint32_t s01 = __byte_perm(meta[0], meta[1], 0x5410),
+                     m01 = __byte_perm(meta[0], meta[1], 0x7632);
+      const uint32_t s23 = __byte_perm(meta[2], meta[3], 0x5410),
+                     m23 = __byte_perm(meta[2], meta[3], 0x7632);
       const uint32_t b0 = HMul2(pp01, s01), b1 = HMul2(pp23, s23);
       uint32_t a0[8], a1[8], a2[8], a3[8];
       if constexpr (D == 128) {
@@ -1077,10 +1107,10 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
                     (static_cast<int64_t>(seq.slot) * hkv + kvh) * kP * D;
   const T* v_tail = static_cast<const T*>(batch.pools.v_tail) +
                     (static_cast<int64_t>(seq.slot) * hkv + kvh) * geo.v_tail_capacity * D;
-  const T* k_new = static_cast<const T*>(batch.k_new) +
-                   (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
-  const T* v_new = static_cast<const T*>(batch.v_new) +
-                   (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
+  const T* k_new =
+      static_cast<const T*>(batch.k_new) + (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
+  const T* v_new =
+      static_cast<const T*>(batch.v_new) + (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
   const int64_t new_stride = static_cast<int64_t>(hkv) * D;
   const int32_t* k_ids = batch.k_page_ids + seq.page_offset;
   const int32_t* v_ids = batch.v_page_ids + seq.page_offset;
@@ -1098,10 +1128,12 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         // x = lane + 32 k: line = lane/8 + 4 k keeps its swizzle key -> dst advances 512 B.
         const int line0 = w.lane >> 3;
         const int dst0 = line0 * 128 + (((w.lane & 7) ^ ((line0 & 3) << 1)) << 4);
-        for (int x = w.lane, o = 0; x < plane_chunks; x += 32, o += 512) CpAsync16(stage + dst0 + o, kb + 16 * x);
+        for (int x = w.lane, o = 0; x < plane_chunks; x += 32, o += 512)
+          CpAsync16(stage + dst0 + o, kb + 16 * x);
         const int rest = k_chunks - plane_chunks;
         const uint8_t* kr = kb + 16 * plane_chunks;
-        for (int x = w.lane; x < rest; x += 32) CpAsync16(stage + lay.k_planes + 16 * x, kr + 16 * x);
+        for (int x = w.lane; x < rest; x += 32)
+          CpAsync16(stage + lay.k_planes + 16 * x, kr + 16 * x);
       } else {
         for (int x = w.lane; x < k_chunks; x += 32) {
           int dst;
@@ -1115,7 +1147,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         }
       }
       if (i < ch.n_pair) {
-        const uint8_t* vb = batch.pools.v_pages + static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes +
+        const uint8_t* vb = batch.pools.v_pages +
+                            static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes +
                             static_cast<int64_t>(kvh) * geo.v_head_bytes;
         uint8_t* vs = stage + lay.k_bytes;
         const int code_chunks = geo.v_meta_offset / 16, v_chunks = geo.v_head_bytes / 16;
@@ -1124,8 +1157,10 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
           const int line0 = w.lane >> 3;
           const int base = line0 * 128;
           for (int x = w.lane, k = 0; x < code_chunks; x += 32, ++k)
-            CpAsync16(vs + base + 512 * k + (((w.lane & 7) ^ (((k >> 1) & 3) << 1)) << 4), vb + 16 * x);
-          for (int x = code_chunks + w.lane; x < v_chunks; x += 32) CpAsync16(vs + 16 * x, vb + 16 * x);
+            CpAsync16(vs + base + 512 * k + (((w.lane & 7) ^ (((k >> 1) & 3) << 1)) << 4),
+                      vb + 16 * x);
+          for (int x = code_chunks + w.lane; x < v_chunks; x += 32)
+            CpAsync16(vs + 16 * x, vb + 16 * x);
         } else {
           for (int x = w.lane; x < v_chunks; x += 32) {
             int dst = 16 * x;
@@ -1165,8 +1200,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       if constexpr (kQuant) {
         K::ScoresQuant(w, geo, stage, lay, q16, inv, sc, sl2);
       } else {
-        const T* kp = reinterpret_cast<const T*>(batch.pools.k_pages +
-                                                 static_cast<int64_t>(k_ids[i]) * geo.k_page_bytes) +
+        const T* kp = reinterpret_cast<const T*>(
+                          batch.pools.k_pages + static_cast<int64_t>(k_ids[i]) * geo.k_page_bytes) +
                       static_cast<int64_t>(kvh) * kP * D;
         K::ScoresFp(w, qt, sc, kP, sl2, [&](int t) { return kp + t * D; });
       }
@@ -1176,9 +1211,10 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         if constexpr (kQuant) {
           K::PvQuant(w, geo, stage + lay.k_bytes, sc);
         } else {
-          const T* vp = reinterpret_cast<const T*>(batch.pools.v_pages +
-                                                   static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes) +
-                        static_cast<int64_t>(kvh) * kP * D;
+          const T* vp =
+              reinterpret_cast<const T*>(batch.pools.v_pages +
+                                         static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes) +
+              static_cast<int64_t>(kvh) * kP * D;
           K::PvFp(w, sc, kP, [&](int t) { return vp + t * D; });
         }
       } else {
@@ -1296,19 +1332,29 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
   void (*kernel)(KittyGeometry, KittyAttentionBatch, int, float*) = nullptr;
   const int num_stages = 2;
   switch (AttnImpl()) {
-    case kImplLegacy: kernel = KittyAttentionKernel<T, D, kQuant, kSparse>; break;
-    case kImplV2: kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, false>; break;
-    case kImplV2Fast: kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, false>; break;
-    case kImplV3Fast: kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, true>; break;
-    default: kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>; break;
+    case kImplLegacy:
+      kernel = KittyAttentionKernel<T, D, kQuant, kSparse>;
+      break;
+    case kImplV2:
+      kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, false>;
+      break;
+    case kImplV2Fast:
+      kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, false>;
+      break;
+    case kImplV3Fast:
+      kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, true>;
+      break;
+    default:
+      kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>;
+      break;
   }
   const size_t smem = AttnSmemBytes(g, num_stages);
-  cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem));
   if (err != cudaSuccess) return err;
   const dim3 grid(plan.num_splits, g.num_kv_heads, b.num_items);
   kernel<<<grid, kWarps * 32, smem, stream>>>(g, b, plan.chunks_per_split,
-                                             static_cast<float*>(workspace));
+                                              static_cast<float*>(workspace));
   err = cudaGetLastError();
   if (err != cudaSuccess || plan.num_splits == 1) return err;
   KittyMergeKernel<T, D><<<dim3(b.num_items, g.num_q_heads), D, 0, stream>>>(

@@ -30,8 +30,8 @@ absl::StatusOr<KittyElem> ElemOf(DType fp) {
 absl::StatusOr<int> NumSms() {
   int device = 0, sms = 0;
   RETURN_IF_ERROR(CudaStatus(cudaGetDevice(&device), "cudaGetDevice"));
-  RETURN_IF_ERROR(CudaStatus(
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute"));
+  RETURN_IF_ERROR(CudaStatus(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+                             "cudaDeviceGetAttribute"));
   return sms;
 }
 
@@ -62,8 +62,8 @@ absl::StatusOr<KittyGeometry> MakeKittyGeometry(const KvCacheSpec& spec, DType f
   }
   if (spec.num_kv_heads <= 0 || num_q_heads <= 0 || num_q_heads % spec.num_kv_heads != 0 ||
       num_q_heads / spec.num_kv_heads > 8) {
-    return absl::InvalidArgumentError(absl::StrCat("need Hq % Hkv == 0 and Hq/Hkv <= 8, got Hq=",
-                                                   num_q_heads, " Hkv=", spec.num_kv_heads));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "need Hq % Hkv == 0 and Hq/Hkv <= 8, got Hq=", num_q_heads, " Hkv=", spec.num_kv_heads));
   }
   if (spec.v_window_tokens > kP || spec.sink_tokens < 0) {
     return absl::InvalidArgumentError(
@@ -94,8 +94,8 @@ absl::StatusOr<KittyGeometry> MakeKittyGeometry(const KvCacheSpec& spec, DType f
   return g;
 }
 
-absl::Status KittyPackK(const KvCacheSpec& spec, DType fp, const KittyPackJob* jobs,
-                        int num_jobs, CudaStream stream) {
+absl::Status KittyPackK(const KvCacheSpec& spec, DType fp, const KittyPackJob* jobs, int num_jobs,
+                        CudaStream stream) {
   ASSIGN_OR_RETURN(KittyElem elem, ElemOf(fp));
   RETURN_IF_ERROR(CheckJobs(jobs, num_jobs));
   // Pack kernels need no query heads; Hq = Hkv passes the geometry checks.
@@ -103,8 +103,8 @@ absl::Status KittyPackK(const KvCacheSpec& spec, DType fp, const KittyPackJob* j
   return CudaStatus(LaunchKittyPackK(g, elem, jobs, num_jobs, stream), "KittyPackK");
 }
 
-absl::Status KittyPackV(const KvCacheSpec& spec, DType fp, const KittyPackJob* jobs,
-                        int num_jobs, CudaStream stream) {
+absl::Status KittyPackV(const KvCacheSpec& spec, DType fp, const KittyPackJob* jobs, int num_jobs,
+                        CudaStream stream) {
   ASSIGN_OR_RETURN(KittyElem elem, ElemOf(fp));
   RETURN_IF_ERROR(CheckJobs(jobs, num_jobs));
   ASSIGN_OR_RETURN(KittyGeometry g, MakeKittyGeometry(spec, fp, spec.num_kv_heads));
@@ -116,8 +116,8 @@ absl::StatusOr<KittySplitPlan> MakeKittyAttentionPlan(const KvCacheSpec& spec, D
                                                       int64_t max_item_tokens) {
   ASSIGN_OR_RETURN(KittyGeometry g, MakeKittyGeometry(spec, fp, num_q_heads));
   if (num_items < 0 || max_item_tokens < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("bad plan: items=", num_items,
-                                                   " max_item_tokens=", max_item_tokens));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad plan: items=", num_items, " max_item_tokens=", max_item_tokens));
   }
   ASSIGN_OR_RETURN(int sms, NumSms());
   return PlanKittyAttention(g, num_items, max_item_tokens, sms);
@@ -133,8 +133,7 @@ absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
   if (batch.items == nullptr || batch.seqs == nullptr || batch.q == nullptr ||
       batch.k_new == nullptr || batch.v_new == nullptr || batch.out == nullptr ||
       batch.pools.sink == nullptr || batch.pools.k_tail == nullptr ||
-      batch.pools.v_tail == nullptr || batch.k_page_ids == nullptr ||
-      batch.v_page_ids == nullptr) {
+      batch.pools.v_tail == nullptr || batch.k_page_ids == nullptr || batch.v_page_ids == nullptr) {
     return absl::InvalidArgumentError("KittyAttention: null pointer in batch");
   }
   if (plan.num_splits < 1 || plan.chunks_per_split < 1) {
@@ -142,9 +141,9 @@ absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
   }
   const int64_t covered = int64_t{plan.num_splits} * plan.chunks_per_split;
   if (covered < (batch.max_item_tokens + kP - 1) / kP + 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "split plan covers ", covered, " chunks, fewer than max_item_tokens=",
-        batch.max_item_tokens, " needs; make the plan with the same bound"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("split plan covers ", covered, " chunks, fewer than max_item_tokens=",
+                     batch.max_item_tokens, " needs; make the plan with the same bound"));
   }
   if (plan.workspace_bytes > workspace_bytes || (plan.workspace_bytes > 0 && !workspace)) {
     return absl::InvalidArgumentError(absl::StrCat("workspace of ", workspace_bytes,

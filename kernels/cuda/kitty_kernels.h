@@ -42,15 +42,14 @@ bool CudaDeviceAvailable();
 
 // Geometry of `spec` with full-precision dtype `fp` (kFloat16 or kBFloat16). Errors: other
 // dtypes, head_dim not 64/128, num_q_heads not a multiple of Hkv or g > 8, W > 128.
-absl::StatusOr<KittyGeometry> MakeKittyGeometry(const KvCacheSpec& spec, DType fp,
-                                                int num_q_heads);
+absl::StatusOr<KittyGeometry> MakeKittyGeometry(const KvCacheSpec& spec, DType fp, int num_q_heads);
 
 // Seals pages: jobs[num_jobs] in device memory (see KittyPackJob). Quantized modes quantize
 // and pack; auto copies the tile. V jobs may shift the V tail after packing.
-absl::Status KittyPackK(const KvCacheSpec& spec, DType fp, const KittyPackJob* jobs,
-                        int num_jobs, CudaStream stream);
-absl::Status KittyPackV(const KvCacheSpec& spec, DType fp, const KittyPackJob* jobs,
-                        int num_jobs, CudaStream stream);
+absl::Status KittyPackK(const KvCacheSpec& spec, DType fp, const KittyPackJob* jobs, int num_jobs,
+                        CudaStream stream);
+absl::Status KittyPackV(const KvCacheSpec& spec, DType fp, const KittyPackJob* jobs, int num_jobs,
+                        CudaStream stream);
 
 // Split plan for `num_items` query items whose cached + new tokens are <= max_item_tokens.
 absl::StatusOr<KittySplitPlan> MakeKittyAttentionPlan(const KvCacheSpec& spec, DType fp,

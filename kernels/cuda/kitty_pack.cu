@@ -83,8 +83,8 @@ __global__ void PackKQuantKernel(KittyGeometry g, const KittyPackJob* __restrict
     srow[1] = make_uint4(sparse[4], sparse[5], sparse[6], sparse[7]);
   }
   head[g.k_idx_offset + d] = static_cast<uint8_t>(my_idx);
-  const uint32_t meta = static_cast<uint32_t>(HalfBits(scale)) |
-                        (static_cast<uint32_t>(HalfBits(mn)) << 16);
+  const uint32_t meta =
+      static_cast<uint32_t>(HalfBits(scale)) | (static_cast<uint32_t>(HalfBits(mn)) << 16);
   *reinterpret_cast<uint32_t*>(head + g.k_meta_offset + 4 * d) = meta;
   for (int b = g.k_meta_offset + 4 * D + d; b < g.k_head_bytes; b += D) head[b] = 0;
 }

@@ -91,7 +91,7 @@ struct KittyAttentionBatch {
   const int32_t* k_page_ids = nullptr;
   const int32_t* v_page_ids = nullptr;
   const KittyQueryItem* items = nullptr;
-  int32_t num_items = 0;  // host value
+  int32_t num_items = 0;        // host value
   const void* q = nullptr;      // [items][Hq][D]
   const void* k_new = nullptr;  // [rows][Hkv][D]
   const void* v_new = nullptr;  // [rows][Hkv][D]

@@ -2,13 +2,13 @@
 // -----------------------------------------------------------------------------
 // Kernels and launchers of model_ops.h. Simple, memory-bound kernels; the heavy work of a step
 // is in the cuBLAS GEMMs and the Kitty attention.
-#include "kernels/cuda/model_ops.h"
-
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cmath>
 #include <cstdint>
+
+#include "kernels/cuda/model_ops.h"
 
 namespace kitty::kernels::cuda {
 namespace {
@@ -189,16 +189,18 @@ __global__ void KvCopyKernel(const KvCopySegment* __restrict__ segs, int layer, 
   const int r0 = blockIdx.z * kCopyRowsPerBlock;
   if (r0 >= s.rows) return;
   const int nr = min(kCopyRowsPerBlock, s.rows - r0);
-  const uint16_t* src = static_cast<const uint16_t*>(s.src) + layer * s.src_layer_stride +
-                        h * s.src_head_stride;
-  uint16_t* dst = static_cast<uint16_t*>(s.dst) + layer * s.dst_layer_stride + h * s.dst_head_stride;
+  const uint16_t* src =
+      static_cast<const uint16_t*>(s.src) + layer * s.src_layer_stride + h * s.src_head_stride;
+  uint16_t* dst =
+      static_cast<uint16_t*>(s.dst) + layer * s.dst_layer_stride + h * s.dst_head_stride;
   for (int e = threadIdx.x; e < nr * D; e += blockDim.x) {
     const int t = r0 + e / D, d = e % D;
     dst[t * s.dst_token_stride + d] = src[t * s.src_token_stride + d];
   }
 }
 
-// ---- generic pack --------------------------------------------------------------------------------
+// ---- generic pack
+// --------------------------------------------------------------------------------
 
 __device__ __forceinline__ uint16_t HalfBits(float x) {
   return __half_as_ushort(__float2half_rn(x));
@@ -349,14 +351,17 @@ __global__ void __launch_bounds__(kAttnThreads)
   const KittySeqDesc seq = b.seqs[item.seq];
   const int S = g.sink_capacity;
   __shared__ float qs[D];
-  const T* qp = static_cast<const T*>(b.q) + (static_cast<int64_t>(blockIdx.x) * g.num_q_heads + hq) * D;
+  const T* qp =
+      static_cast<const T*>(b.q) + (static_cast<int64_t>(blockIdx.x) * g.num_q_heads + hq) * D;
   for (int d = threadIdx.x; d < D; d += blockDim.x) qs[d] = ToF(qp[d]);
   __syncthreads();
 
   const int64_t elems_sink = static_cast<int64_t>(S) * D;
-  const T* sink_k = static_cast<const T*>(b.pools.sink) + (static_cast<int64_t>(seq.slot) * 2 * hkv + kvh) * elems_sink;
+  const T* sink_k = static_cast<const T*>(b.pools.sink) +
+                    (static_cast<int64_t>(seq.slot) * 2 * hkv + kvh) * elems_sink;
   const T* sink_v = sink_k + hkv * elems_sink;
-  const T* k_tail = static_cast<const T*>(b.pools.k_tail) + (static_cast<int64_t>(seq.slot) * hkv + kvh) * kP * D;
+  const T* k_tail =
+      static_cast<const T*>(b.pools.k_tail) + (static_cast<int64_t>(seq.slot) * hkv + kvh) * kP * D;
   const T* v_tail = static_cast<const T*>(b.pools.v_tail) +
                     (static_cast<int64_t>(seq.slot) * hkv + kvh) * g.v_tail_capacity * D;
   const int cached = seq.sink_tokens + kP * seq.num_k_pages + seq.k_tail_tokens;
@@ -472,7 +477,8 @@ __global__ void __launch_bounds__(kAttnThreads)
   }
 }
 
-// ---- random weights --------------------------------------------------------------------------------
+// ---- random weights
+// --------------------------------------------------------------------------------
 
 template <typename T>
 __global__ void RandomFillKernel(T* __restrict__ out, int64_t n, uint64_t state, float a) {
@@ -504,9 +510,9 @@ cudaError_t LaunchEmbedding(ModelElem elem, const void* table, const int32_t* id
   });
 }
 
-cudaError_t LaunchRmsNorm(ModelElem elem, float* x, const float* residual,
-                          const int32_t* row_index, const float* weight, int rows, int dim,
-                          float eps, void* out, cudaStream_t stream) {
+cudaError_t LaunchRmsNorm(ModelElem elem, float* x, const float* residual, const int32_t* row_index,
+                          const float* weight, int rows, int dim, float eps, void* out,
+                          cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
   const int threads = dim >= 1024 ? 1024 : (dim >= 256 ? 256 : 64);
   return DispatchElem(elem, [&](auto tag) {
@@ -521,8 +527,8 @@ cudaError_t LaunchRopeTable(const float* inv_freq, const int32_t* positions, int
                             float* cos_sin, cudaStream_t stream) {
   const int64_t n = static_cast<int64_t>(rows) * half;
   if (n == 0) return cudaSuccess;
-  RopeTableKernel<<<static_cast<int>((n + 255) / 256), 256, 0, stream>>>(inv_freq, positions,
-                                                                        rows, half, cos_sin);
+  RopeTableKernel<<<static_cast<int>((n + 255) / 256), 256, 0, stream>>>(inv_freq, positions, rows,
+                                                                         half, cos_sin);
   return LastError();
 }
 
@@ -533,10 +539,9 @@ cudaError_t LaunchQkvEpilogue(ModelElem elem, const float* qkv, const float* bia
   if (rows == 0) return cudaSuccess;
   return DispatchElem(elem, [&](auto tag) {
     using T = decltype(tag);
-    QkvEpilogueKernel<T><<<rows, 256, 0, stream>>>(qkv, bias, q_norm, k_norm, eps, cos_sin,
-                                                   num_q_heads, num_kv_heads, head_dim,
-                                                   static_cast<T*>(q), static_cast<T*>(k),
-                                                   static_cast<T*>(v));
+    QkvEpilogueKernel<T><<<rows, 256, 0, stream>>>(
+        qkv, bias, q_norm, k_norm, eps, cos_sin, num_q_heads, num_kv_heads, head_dim,
+        static_cast<T*>(q), static_cast<T*>(k), static_cast<T*>(v));
     return LastError();
   });
 }
@@ -592,26 +597,39 @@ cudaError_t LaunchGenericAttention(const KittyGeometry& g, ModelElem elem,
   return DispatchElem(elem, [&](auto tag) -> cudaError_t {
     using T = decltype(tag);
     switch (g.head_dim) {
-      case 8: GenericAttentionKernel<T, 8><<<grid, kAttnThreads, 0, stream>>>(g, batch); break;
-      case 16: GenericAttentionKernel<T, 16><<<grid, kAttnThreads, 0, stream>>>(g, batch); break;
-      case 32: GenericAttentionKernel<T, 32><<<grid, kAttnThreads, 0, stream>>>(g, batch); break;
-      case 64: GenericAttentionKernel<T, 64><<<grid, kAttnThreads, 0, stream>>>(g, batch); break;
-      case 128: GenericAttentionKernel<T, 128><<<grid, kAttnThreads, 0, stream>>>(g, batch); break;
-      case 256: GenericAttentionKernel<T, 256><<<grid, kAttnThreads, 0, stream>>>(g, batch); break;
-      default: return cudaErrorInvalidValue;
+      case 8:
+        GenericAttentionKernel<T, 8><<<grid, kAttnThreads, 0, stream>>>(g, batch);
+        break;
+      case 16:
+        GenericAttentionKernel<T, 16><<<grid, kAttnThreads, 0, stream>>>(g, batch);
+        break;
+      case 32:
+        GenericAttentionKernel<T, 32><<<grid, kAttnThreads, 0, stream>>>(g, batch);
+        break;
+      case 64:
+        GenericAttentionKernel<T, 64><<<grid, kAttnThreads, 0, stream>>>(g, batch);
+        break;
+      case 128:
+        GenericAttentionKernel<T, 128><<<grid, kAttnThreads, 0, stream>>>(g, batch);
+        break;
+      case 256:
+        GenericAttentionKernel<T, 256><<<grid, kAttnThreads, 0, stream>>>(g, batch);
+        break;
+      default:
+        return cudaErrorInvalidValue;
     }
     return LastError();
   });
 }
 
-cudaError_t LaunchRandomFill(ModelElem elem, void* out, int64_t n, uint64_t state_before,
-                             float std, cudaStream_t stream) {
+cudaError_t LaunchRandomFill(ModelElem elem, void* out, int64_t n, uint64_t state_before, float std,
+                             cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   const float a = std * sqrtf(3.0f);
   return DispatchElem(elem, [&](auto tag) {
     using T = decltype(tag);
-    RandomFillKernel<T><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<T*>(out), n,
-                                                             state_before, a);
+    RandomFillKernel<T>
+        <<<GridFor(n, 256), 256, 0, stream>>>(static_cast<T*>(out), n, state_before, a);
     return LastError();
   });
 }
