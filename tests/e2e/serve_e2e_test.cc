@@ -472,6 +472,26 @@ TEST_F(ServeE2eTest, PromtoolReportsOnlyTheVllmColons) {
   }
 }
 
+TEST_F(ServeE2eTest, KittyBenchServeCompletesEveryRequest) {
+  // The load generator of issue 8 against the real server: Poisson arrivals, then all at once.
+  Result r = RunCommand({Bin("kitty-bench"), "serve", "--server", server_->address(),
+                         "--num-prompts", "12", "--input-len", "24", "--output-len", "12",
+                         "--range-ratio", "0.5", "--request-rate", "40,0", "--json"},
+                        *dir_, "", std::chrono::seconds(120));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_object() && j.contains("serve")) << r.out;
+  ASSERT_EQ(j["serve"].size(), 2u);
+  for (const nlohmann::json& run : j["serve"]) {
+    EXPECT_EQ(run["completed"], 12);
+    EXPECT_EQ(run["errors"], 0);
+    EXPECT_GT(run["output_throughput"].get<double>(), 0);
+    EXPECT_GT(run["ttft_s"]["p50"].get<double>(), 0);
+    EXPECT_LE(run["ttft_s"]["p50"].get<double>(), run["ttft_s"]["p99"].get<double>());
+    EXPECT_GT(run["e2e_s"]["p99"].get<double>(), 0);
+  }
+}
+
 TEST_F(ServeE2eTest, MetricsExposeTheContract) {
   const std::string m = server_->Metrics();
   for (const char* name : {"vllm:num_requests_running",
