@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "base/status_macros.h"
+#include "base/testing/golden_files.h"
 #include "base/testing/status_matchers.h"
 #include "base/testing/test_data.h"
 #include "gtest/gtest.h"
@@ -32,7 +33,10 @@ namespace {
 
 using kernels::KvCacheMode;
 using kernels::KvCacheSpec;
+using ::kitty::testing::ReadF32;
 using ::kitty::testing::ReadFileOrDie;
+using ::kitty::testing::ReadJsonl;
+using ::kitty::testing::RelL2;
 using ::kitty::testing::TestDataPath;
 
 bool HaveGpu() {
@@ -45,31 +49,6 @@ bool HaveGpu() {
 
 #define SKIP_WITHOUT_GPU() \
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device (or a build without the CUDA runner)"
-
-std::vector<float> ReadF32(const std::string& path) {
-  const std::string bytes = ReadFileOrDie(path);
-  std::vector<float> v(bytes.size() / 4);
-  std::memcpy(v.data(), bytes.data(), v.size() * 4);
-  return v;
-}
-
-std::vector<nlohmann::json> ReadJsonl(const std::string& path) {
-  std::istringstream in(ReadFileOrDie(path));
-  std::vector<nlohmann::json> out;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  }
-  return out;
-}
-
-double RelL2(const float* a, const float* b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
-}
 
 int32_t Argmax(const float* x, int n) {
   return static_cast<int32_t>(std::max_element(x, x + n) - x);

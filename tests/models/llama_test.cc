@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/testing/golden_files.h"
 #include "base/testing/status_matchers.h"
 #include "base/testing/test_data.h"
 #include "gmock/gmock.h"
@@ -18,24 +19,11 @@
 namespace kitty::models {
 namespace {
 
+using ::kitty::testing::ReadF32;
 using ::kitty::testing::ReadFileOrDie;
+using ::kitty::testing::ReadJsonl;
+using ::kitty::testing::RelL2;
 using ::kitty::testing::TestDataPath;
-
-std::vector<float> ReadF32(const std::string& path) {
-  const std::string bytes = ReadFileOrDie(path);
-  std::vector<float> v(bytes.size() / 4);
-  std::memcpy(v.data(), bytes.data(), v.size() * 4);
-  return v;
-}
-
-std::vector<nlohmann::json> ReadJsonl(const std::string& path) {
-  std::istringstream in(ReadFileOrDie(path));
-  std::vector<nlohmann::json> out;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  }
-  return out;
-}
 
 kernels::KvCacheSpec AutoSpec(const ModelConfig& c) {
   return kernels::MakeKvCacheSpec(kernels::KvCacheMode::kAuto, c.head_dim, c.num_kv_heads).value();
@@ -67,15 +55,6 @@ float MaxAbsDiff(const std::vector<float>& a, const float* b, size_t n) {
   float m = 0;
   for (size_t i = 0; i < n; ++i) m = std::max(m, std::abs(a[i] - b[i]));
   return m;
-}
-
-double RelL2(const float* a, const float* b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
 }
 
 TEST(Stories260KTest, LogitsMatchRunC) {
