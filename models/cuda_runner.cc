@@ -42,6 +42,8 @@
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/kitty_kernels.h"
 #include "kernels/cuda/model_ops_host.h"
+#include "kernels/cuda/sampling.h"
+#include "kernels/cuda/step_profiler.h"
 #include "kernels/kitty/kv_cache.h"
 #include "models/kv_cache.h"
 #include "models/llama.h"
@@ -146,16 +148,29 @@ class CudaRunner : public ModelRunner {
   int64_t AvailableKvBytes(double utilization, int max_batched_tokens) const override;
   int64_t weight_bytes() const override { return weight_bytes_; }
   double MeasureCopyBandwidth() override;
+  double MeasureMatmulRate() override;
 
   absl::Status AllocateKv(const KvCacheSpec& spec, const KvPoolSizes& sizes) override;
   int64_t kv_bytes() const override { return kv_bytes_; }
 
-  absl::Status Forward(absl::Span<const SequenceStep> batch, std::vector<float>* logits) override;
+  absl::Status Forward(absl::Span<const SequenceStep> batch, std::vector<float>* logits) override {
+    return Run(batch, nullptr, nullptr, logits);
+  }
+  bool supports_device_sampling() const override { return true; }
+  absl::Status ForwardAndSample(absl::Span<const SequenceStep> batch,
+                                absl::Span<const RowSampling> rows, std::vector<RowSample>* samples,
+                                std::vector<float>* host_logits) override {
+    return Run(batch, &rows, samples, host_logits);
+  }
 
   void CopySinkBlock(int32_t src, int32_t dst) override;
   void CopyTailSlot(int32_t src, int32_t dst) override;
 
  private:
+  // The step: without `rows`, every output row's logits go to `logits`; with `rows`, the rows
+  // are sampled on the device as ForwardAndSample says.
+  absl::Status Run(absl::Span<const SequenceStep> batch, const absl::Span<const RowSampling>* rows,
+                   std::vector<RowSample>* samples, std::vector<float>* logits);
   absl::Status LoadWeightsFromCheckpoint();
   absl::Status LoadRandomWeights();
   absl::Status UploadTensor(const SafetensorsModel& st, const std::string& name,
@@ -206,8 +221,9 @@ class CudaRunner : public ModelRunner {
 
   // Activations (grown on demand).
   DeviceBuffer x_, h_, qkv_, q_, knew_, vnew_, attn_, gu_, act_, cos_sin_, logits_, kstage_,
-      vstage_, attn_ws_, meta_;
-  kc::PinnedBuffer meta_host_, logits_host_;
+      vstage_, attn_ws_, meta_, sample_out_;
+  kc::PinnedBuffer meta_host_, logits_host_, sample_host_;
+  kc::StepProfiler profiler_;  // KITTY_STEP_PROFILE=1
 };
 
 absl::Status CudaRunner::Init() {
@@ -228,6 +244,9 @@ absl::Status CudaRunner::Init() {
   }
   RETURN_IF_ERROR(
       CudaStatus(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate"));
+  if (const char* e = std::getenv("KITTY_STEP_PROFILE"); e != nullptr && std::string(e) == "1") {
+    profiler_.Enable(m_.name);
+  }
   ASSIGN_OR_RETURN(gemm_, kc::CublasGemm::Create(stream_));
 
   // Weight layout.
@@ -442,6 +461,40 @@ double CudaRunner::MeasureCopyBandwidth() {
   return ms[ms.size() / 2] > 0 ? 2.0 * bytes / (ms[ms.size() / 2] * 1e-3) : 0;
 }
 
+double CudaRunner::MeasureMatmulRate() {
+  // 8192^3 in the weights' dtype on random data (zeros run faster: METHOD.md), fp32 accumulate.
+  constexpr int n = 8192;
+  const size_t bytes = size_t{1} * n * n * es_;
+  DeviceBuffer a, b, c;
+  if (!a.Allocate(bytes, "mm").ok() || !b.Allocate(bytes, "mm").ok() ||
+      !c.Allocate(bytes, "mm").ok()) {
+    return 0;
+  }
+  if (!kc::RandomFill(dt_, a.get(), int64_t{n} * n, 1, 1.0f, stream_).ok() ||
+      !kc::RandomFill(dt_, b.get(), int64_t{n} * n, 2, 1.0f, stream_).ok()) {
+    return 0;
+  }
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<float> ms;
+  for (int i = 0; i < 8; ++i) {
+    cudaEventRecord(e0, stream_);
+    const bool ok = gemm_->Linear(dt_, a.get(), n, n, b.get(), n, dt_, c.get()).ok();
+    cudaEventRecord(e1, stream_);
+    cudaEventSynchronize(e1);
+    float t = 0;
+    cudaEventElapsedTime(&t, e0, e1);
+    if (ok && i >= 3) ms.push_back(t);  // 3 warm-ups
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  if (ms.empty()) return 0;
+  std::sort(ms.begin(), ms.end());
+  const double med = ms[ms.size() / 2];
+  return med > 0 ? 2.0 * n * n * double{n} / (med * 1e-3) : 0;
+}
+
 absl::Status CudaRunner::AllocateKv(const KvCacheSpec& spec, const KvPoolSizes& sizes) {
   if (spec.head_dim != c_.head_dim || spec.num_kv_heads != c_.num_kv_heads) {
     return absl::InvalidArgumentError("KV cache shape does not match the model");
@@ -577,8 +630,13 @@ absl::Status CudaRunner::Pack(bool k, const kc::KittyPackJob* jobs, int n) {
            : kc::GenericPackV(geo_, dt_, jobs, n, stream_);
 }
 
-absl::Status CudaRunner::Forward(absl::Span<const SequenceStep> batch, std::vector<float>* logits) {
+absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
+                             const absl::Span<const RowSampling>* rows,
+                             std::vector<RowSample>* samples, std::vector<float>* logits) {
   if (!kv_ready_) return absl::FailedPreconditionError("CUDA runner: AllocateKv first");
+  bool decode_only = true;
+  for (const SequenceStep& st : batch) decode_only = decode_only && st.token_ids.size() == 1;
+  profiler_.BeginStep(stream_, decode_only);
   const int H = c_.hidden_size, D = c_.head_dim, Hq = c_.num_heads, Hkv = c_.num_kv_heads,
             I = c_.intermediate_size, V = c_.vocab_size, L = c_.num_layers;
   const int qdim = Hq * D;
@@ -669,6 +727,46 @@ absl::Status CudaRunner::Forward(absl::Span<const SequenceStep> batch, std::vect
   const int T = static_cast<int>(ids.size());
   const int R = static_cast<int>(rows_out.size());
   if (T == 0) return absl::InvalidArgumentError("empty forward step");
+
+  // Device sampling: the rows to sample, their penalty tokens, and the rows to download.
+  std::vector<kc::SampleRowParams> sparams;
+  std::vector<kc::PenaltyToken> penalties;
+  std::vector<int32_t> host_rows;  // output rows whose logits go to the host
+  std::vector<int32_t> sampled_rows;
+  if (rows != nullptr) {
+    if (static_cast<int>(rows->size()) != R) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ForwardAndSample: ", rows->size(), " row plans for ", R, " output rows"));
+    }
+    for (int r = 0; r < R; ++r) {
+      const RowSampling& rs = (*rows)[r];
+      if (rs.where == RowSampling::Where::kHost) host_rows.push_back(r);
+      if (rs.where != RowSampling::Where::kDevice) continue;
+      kc::SampleRowParams q;
+      q.row = r;
+      q.num_logprobs = std::clamp(rs.num_logprobs, 0, kc::kMaxSampleLogprobs);
+      q.temperature = rs.temperature;
+      q.top_k = rs.top_k;
+      q.top_p = rs.top_p;
+      q.min_p = rs.min_p;
+      q.uniform = rs.uniform;
+      q.repetition_penalty = rs.repetition_penalty;
+      q.presence_penalty = rs.presence_penalty;
+      q.frequency_penalty = rs.frequency_penalty;
+      q.penalty_offset = static_cast<int32_t>(penalties.size());
+      q.num_penalty = static_cast<int32_t>(rs.penalty_tokens.size());
+      for (const auto& [tok, cnt] : rs.penalty_tokens) {
+        kc::PenaltyToken pt;
+        pt.token = tok;
+        pt.output_count = cnt;
+        penalties.push_back(pt);
+      }
+      sparams.push_back(q);
+      sampled_rows.push_back(r);
+    }
+  } else {
+    for (int r = 0; r < R; ++r) host_rows.push_back(r);
+  }
   RETURN_IF_ERROR(ReserveActivations(T, R, kst_elems, vst_elems));
 
   // Sink mirrors that must be refreshed from the pool before the step.
@@ -860,6 +958,7 @@ absl::Status CudaRunner::Forward(absl::Span<const SequenceStep> batch, std::vect
   const size_t o_seqs = mb.Put(seqs), o_kids = mb.Put(kids), o_vids = mb.Put(vids);
   const size_t o_items = mb.Put(items), o_seg1 = mb.Put(seg1), o_seg2 = mb.Put(seg2);
   const size_t o_kjobs = mb.Put(kjobs), o_vjobs = mb.Put(vjobs);
+  const size_t o_sparams = mb.Put(sparams), o_pen = mb.Put(penalties);
   const size_t meta_bytes = mb.bytes().size();
   RETURN_IF_ERROR(meta_.Reserve(meta_bytes, "step metadata"));
   RETURN_IF_ERROR(meta_host_.Reserve(meta_bytes, "step metadata"));
@@ -899,46 +998,95 @@ absl::Status CudaRunner::Forward(absl::Span<const SequenceStep> batch, std::vect
   // ---- the step ----
   const float eps = static_cast<float>(c_.rms_norm_eps);
   float* x = x_.as<float>();
+  profiler_.Mark("host plan + upload");
   RETURN_IF_ERROR(kc::Embedding(dt_, embed_, d_ids, T, H, x, stream_));
   RETURN_IF_ERROR(kc::RopeTable(inv_freq_, d_pos, T, D / 2, cos_sin_.as<float>(), stream_));
+  profiler_.Mark("embedding + rope");
   for (int l = 0; l < L; ++l) {
     const LayerW& w = layers_[l];
     RETURN_IF_ERROR(
         kc::RmsNorm(dt_, x, nullptr, nullptr, w.attn_norm, T, H, eps, h_.get(), stream_));
     RETURN_IF_ERROR(gemm_->Linear(dt_, h_.get(), T, H, w.wqkv, (Hq + 2 * Hkv) * D, DType::kFloat32,
                                   qkv_.get()));
+    profiler_.Mark("norm + qkv gemm");
     RETURN_IF_ERROR(kc::QkvEpilogue(dt_, qkv_.as<float>(), w.bqkv, w.q_norm, w.k_norm, eps,
                                     cos_sin_.as<float>(), T, Hq, Hkv, D, q_.get(), knew_.get(),
                                     vnew_.get(), stream_));
+    profiler_.Mark("qkv epilogue");
     ab.pools.k_pages = k_pages_.as<uint8_t>() + int64_t{l} * pools_.num_k_pages * geo_.k_page_bytes;
     ab.pools.v_pages = v_pages_.as<uint8_t>() + int64_t{l} * pools_.num_v_pages * geo_.v_page_bytes;
     ab.pools.sink = el(mirror_, int64_t{l} * mirror_layer);
     ab.pools.k_tail = el(k_tail_, int64_t{l} * kt_layer);
     ab.pools.v_tail = el(v_tail_, int64_t{l} * vt_layer);
     RETURN_IF_ERROR(Attention(l, ab, attn_ws_.get(), attn_ws_.bytes(), plan));
+    profiler_.Mark("attention");
     RETURN_IF_ERROR(
         kc::KvCopySegments(dt_, d_seg1, static_cast<int>(seg1.size()), max1, l, Hkv, D, stream_));
     RETURN_IF_ERROR(Pack(true, d_kjobs + size_t{1} * l * nk_jobs, nk_jobs));
     RETURN_IF_ERROR(Pack(false, d_vjobs + size_t{1} * l * nv_jobs, nv_jobs));
     RETURN_IF_ERROR(
         kc::KvCopySegments(dt_, d_seg2, static_cast<int>(seg2.size()), max2, l, Hkv, D, stream_));
+    profiler_.Mark("kv append + pack");
     RETURN_IF_ERROR(gemm_->Linear(dt_, attn_.get(), T, qdim, w.wo, H, DType::kFloat32, x, 1.0f));
+    profiler_.Mark("o-proj gemm");
     RETURN_IF_ERROR(
         kc::RmsNorm(dt_, x, nullptr, nullptr, w.ffn_norm, T, H, eps, h_.get(), stream_));
     RETURN_IF_ERROR(gemm_->Linear(dt_, h_.get(), T, H, w.w_gate_up, 2 * I, dt_, gu_.get()));
     RETURN_IF_ERROR(kc::SiluMul(dt_, gu_.get(), T, I, act_.get(), stream_));
     RETURN_IF_ERROR(gemm_->Linear(dt_, act_.get(), T, I, w.w_down, H, DType::kFloat32, x, 1.0f));
+    profiler_.Mark("mlp (norm, gemms, silu)");
   }
   RETURN_IF_ERROR(kc::RmsNorm(dt_, x, nullptr, d_rows, final_norm_, R, H, eps, h_.get(), stream_));
   RETURN_IF_ERROR(gemm_->Linear(dt_, h_.get(), R, H, lm_head_, V, DType::kFloat32, logits_.get()));
-  const size_t lbytes = size_t{1} * R * V * 4;
-  RETURN_IF_ERROR(logits_host_.Reserve(lbytes, "logits"));
-  RETURN_IF_ERROR(CudaStatus(
-      cudaMemcpyAsync(logits_host_.get(), logits_.get(), lbytes, cudaMemcpyDeviceToHost, stream_),
-      "logits download"));
+  profiler_.Mark("lm_head");
+  const int NS = static_cast<int>(sparams.size());
+  if (NS > 0) {
+    const size_t sbytes = sizeof(kc::SampleRowResult) * NS;
+    RETURN_IF_ERROR(sample_out_.Reserve(sbytes, "sampling results"));
+    RETURN_IF_ERROR(sample_host_.Reserve(sbytes, "sampling results"));
+    auto* d_pen = reinterpret_cast<kc::PenaltyToken*>(dev(o_pen));
+    RETURN_IF_ERROR(kc::SampleRows(logits_.as<float>(), V,
+                                   reinterpret_cast<const kc::SampleRowParams*>(dev(o_sparams)), NS,
+                                   d_pen, sample_out_.as<kc::SampleRowResult>(), stream_));
+    RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(sample_host_.get(), sample_out_.get(), sbytes,
+                                               cudaMemcpyDeviceToHost, stream_),
+                               "sampling results download"));
+    profiler_.Mark("sampling");
+  }
+  const size_t row_bytes = size_t{1} * V * 4;
+  const size_t lbytes = row_bytes * host_rows.size();
+  if (lbytes > 0) {
+    RETURN_IF_ERROR(logits_host_.Reserve(lbytes, "logits"));
+    uint8_t* dst = logits_host_.as<uint8_t>();
+    const uint8_t* src = logits_.as<uint8_t>();
+    // Consecutive runs of rows in one copy each.
+    for (size_t i = 0; i < host_rows.size();) {
+      size_t j = i + 1;
+      while (j < host_rows.size() && host_rows[j] == host_rows[j - 1] + 1) ++j;
+      RETURN_IF_ERROR(CudaStatus(
+          cudaMemcpyAsync(dst + i * row_bytes, src + size_t{1} * host_rows[i] * row_bytes,
+                          (j - i) * row_bytes, cudaMemcpyDeviceToHost, stream_),
+          "logits download"));
+      i = j;
+    }
+  }
   RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(stream_), "forward step"));
-  logits->resize(size_t{1} * R * V);
-  std::memcpy(logits->data(), logits_host_.get(), lbytes);
+  profiler_.Mark("downloads + sync");
+  profiler_.EndStep();
+  logits->resize(lbytes / 4);
+  if (lbytes > 0) std::memcpy(logits->data(), logits_host_.get(), lbytes);
+  if (rows != nullptr) {
+    samples->assign(R, RowSample{});
+    const auto* res = sample_host_.as<kc::SampleRowResult>();
+    for (int k = 0; k < NS; ++k) {
+      RowSample& o = (*samples)[sampled_rows[k]];
+      o.token_id = res[k].token;
+      o.logprob = res[k].logprob;
+      for (int t = 0; t < res[k].num_top; ++t) {
+        o.top.emplace_back(res[k].top_ids[t], res[k].top_logprobs[t]);
+      }
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -24,6 +25,31 @@ namespace kitty::models {
 // Pool sizes for AllocateKv (counts of units; a unit spans all layers).
 struct KvPoolSizes {
   int32_t num_k_pages = 0, num_v_pages = 0, num_sink_blocks = 0, num_tail_slots = 0;
+};
+
+// What to do with one output row of a step on a runner that samples on its device.
+struct RowSampling {
+  enum class Where { kSkip, kDevice, kHost };
+  Where where = Where::kHost;  // kSkip: no token wanted; kHost: return the logits row
+  float temperature = 0.0f;    // <= 0: greedy
+  int32_t top_k = 0;           // <= 0: off
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  float uniform = 0.0f;  // the sequence generator's draw in [0, 1)
+  int32_t num_logprobs = 0;
+  // (token, count in the output): every distinct token of prompt ∪ output when
+  // repetition_penalty != 1, else every distinct output token.
+  std::vector<std::pair<int32_t, int32_t>> penalty_tokens;
+};
+
+// A token sampled on the device; logprobs are of the unpenalised distribution.
+struct RowSample {
+  int32_t token_id = 0;
+  float logprob = 0.0f;                        // 0 unless num_logprobs > 0
+  std::vector<std::pair<int32_t, float>> top;  // top-num_logprobs (id, logprob)
 };
 
 class ModelRunner {
@@ -41,6 +67,9 @@ class ModelRunner {
   virtual int64_t weight_bytes() const { return 0; }
   // Measured device memory copy bandwidth in bytes/s (read + write counted once each), or 0.
   virtual double MeasureCopyBandwidth() { return 0; }
+  // Measured rate of a large matrix product in the weights' dtype, FLOP/s, or 0 (for the
+  // compute floor of a step).
+  virtual double MeasureMatmulRate() { return 0; }
 
   virtual absl::Status AllocateKv(const kernels::KvCacheSpec& spec, const KvPoolSizes& sizes) = 0;
   virtual int64_t kv_bytes() const = 0;
@@ -48,6 +77,19 @@ class ModelRunner {
   // One forward step (see LlamaModel::Forward): logits [rows][vocab] on the host.
   virtual absl::Status Forward(absl::Span<const SequenceStep> batch,
                                std::vector<float>* logits) = 0;
+
+  // Runners that sample on their device (only ids and requested logprobs come back).
+  virtual bool supports_device_sampling() const { return false; }
+  // One forward step whose output rows (one per SequenceStep without all_logits) are sampled
+  // as `rows` says: samples[i] is set for kDevice rows; host_logits holds the kHost rows in
+  // order, [num kHost rows][vocab].
+  virtual absl::Status ForwardAndSample(absl::Span<const SequenceStep> batch,
+                                        absl::Span<const RowSampling> rows,
+                                        std::vector<RowSample>* samples,
+                                        std::vector<float>* host_logits) {
+    (void)batch, (void)rows, (void)samples, (void)host_logits;
+    return absl::UnimplementedError("this runner does not sample on its device");
+  }
 
   // Copy jobs of the block manager (fork / copy-on-write of private state).
   virtual void CopySinkBlock(int32_t src, int32_t dst) = 0;

@@ -159,6 +159,10 @@ class Engine::Impl {
 
 absl::Status Engine::Impl::Init() {
   const models::ModelConfig& mc = model_->config;
+  if (config_.sampling_device != "auto" && config_.sampling_device != "host") {
+    return absl::InvalidArgumentError(absl::StrCat("--sampling-device must be auto or host, got '",
+                                                   config_.sampling_device, "'"));
+  }
   ASSIGN_OR_RETURN(spec_, MakeSpecForModel(mc, config_.kv_cache_dtype, config_.kv_sink_tokens,
                                            config_.kv_boost_fraction));
   max_model_len_ = config_.max_model_len > 0
@@ -222,8 +226,10 @@ absl::Status Engine::Impl::Init() {
   cache_info_.max_model_len = max_model_len_;
   cache_info_.device = runner_->device_name();
   cache_info_.weight_bytes = runner_->weight_bytes();
-  if (config_.measure_bandwidth)
+  if (config_.measure_bandwidth) {
     cache_info_.copy_bandwidth_bytes_s = runner_->MeasureCopyBandwidth();
+    cache_info_.matmul_flops_s = runner_->MeasureMatmulRate();
+  }
   cache_info_.kv_bytes_per_token_pages =
       (units.k_page_bytes + units.v_page_bytes) / kernels::KvCacheSpec::kPageTokens;
   cache_info_.fp16_bytes_per_token = 2 * units.elements_per_token;
@@ -527,18 +533,11 @@ bool Engine::Impl::Step() {
         }
       }
     }
-    std::vector<float> logits;
-    const absl::Status st = runner_->Forward(steps, &logits);
-    KITTY_CHECK_OK(st);  // inputs were validated at admission: a failure here is a bug
-    bm_->CommitStep();
-    scheduler_->OnStepComputed(out);
-    packs_ += static_cast<int64_t>(out.pack_jobs.size());
-    int num_prompt = 0, num_gen = 0;
+    // Which outputs sample this step: ordinary ones (each owns its sampler) are sampled in
+    // one go (on the device, or on the host in parallel); a prompt's first sample with n > 1
+    // forks and samples its row once per output, on the host, below.
     const int V = model_->config.vocab_size;
-    // Sample every ordinary (non-forking) output in parallel: each owns its sampler, and a
-    // large-vocabulary row costs real time. Tokens are then handled in batch order.
-    std::vector<std::optional<SampleResult>> presampled(B);
-    std::vector<std::pair<size_t, OutputState*>> jobs;
+    std::vector<OutputState*> sampler_of(B, nullptr);
     for (size_t i = 0; i < B; ++i) {
       const scheduler::ScheduledSequence& ss = out.sequences[i];
       if (!ss.samples) continue;
@@ -547,15 +546,64 @@ bool Engine::Impl::Step() {
       RequestState& r = *owner->second.first;
       const int32_t idx = owner->second.second;
       if (idx == 0 && r.outputs.size() == 1 && r.req.params.n > 1) continue;  // forks below
-      jobs.emplace_back(i, &r.outputs[idx]);
+      sampler_of[i] = &r.outputs[idx];
     }
+    std::vector<float> logits;          // host rows, [rows][V]
+    std::vector<int64_t> logit_row(B);  // row of sequence i in `logits` (-1: none)
+    std::vector<std::optional<SampleResult>> presampled(B);
+    const bool on_device = config_.sampling_device == "auto" && runner_->supports_device_sampling();
+    absl::Status st;
+    if (on_device) {
+      std::vector<models::RowSampling> plan(B);
+      int64_t host_rows = 0;
+      for (size_t i = 0; i < B; ++i) {
+        logit_row[i] = -1;
+        if (!out.sequences[i].samples) {
+          plan[i].where = models::RowSampling::Where::kSkip;
+        } else if (sampler_of[i] == nullptr) {
+          plan[i].where = models::RowSampling::Where::kHost;
+          logit_row[i] = host_rows++;
+        } else {
+          const RequestState& r = *seq_owner_.at(out.sequences[i].id).first;
+          plan[i] =
+              sampler_of[i]->sampler->DeviceRow(r.req.prompt_token_ids, sampler_of[i]->tokens);
+        }
+      }
+      std::vector<models::RowSample> samples;
+      st = runner_->ForwardAndSample(steps, plan, &samples, &logits);
+      if (st.ok()) {
+        for (size_t i = 0; i < B; ++i) {
+          if (plan[i].where == models::RowSampling::Where::kDevice) {
+            presampled[i] = Sampler::FromDevice(samples[i]);
+          }
+        }
+      }
+    } else {
+      st = runner_->Forward(steps, &logits);
+      for (size_t i = 0; i < B; ++i) logit_row[i] = static_cast<int64_t>(i);
+    }
+    KITTY_CHECK_OK(st);  // inputs were validated at admission: a failure here is a bug
+    bm_->CommitStep();
+    scheduler_->OnStepComputed(out);
+    packs_ += static_cast<int64_t>(out.pack_jobs.size());
+    int num_prompt = 0, num_gen = 0;
+    auto row_of = [&](size_t i) {
+      KITTY_CHECK(logit_row[i] >= 0);
+      return absl::MakeConstSpan(logits).subspan(logit_row[i] * V, V);
+    };
+    if (!on_device) {
+      // A large-vocabulary row costs real time: sample the host rows in parallel.
+      std::vector<size_t> jobs;
+      for (size_t i = 0; i < B; ++i) {
+        if (sampler_of[i] != nullptr) jobs.push_back(i);
+      }
 #pragma omp parallel for schedule(dynamic, 4) if (jobs.size() > 8)
-    for (size_t j = 0; j < jobs.size(); ++j) {
-      const size_t i = jobs[j].first;
-      OutputState& o = *jobs[j].second;
-      const RequestState& r = *seq_owner_.at(out.sequences[i].id).first;
-      presampled[i] = o.sampler->Sample(absl::MakeConstSpan(logits).subspan(i * V, V),
-                                        r.req.prompt_token_ids, o.tokens);
+      for (size_t j = 0; j < jobs.size(); ++j) {
+        const size_t i = jobs[j];
+        OutputState& o = *sampler_of[i];
+        const RequestState& r = *seq_owner_.at(out.sequences[i].id).first;
+        presampled[i] = o.sampler->Sample(row_of(i), r.req.prompt_token_ids, o.tokens);
+      }
     }
     for (size_t i = 0; i < B; ++i) {
       const scheduler::ScheduledSequence& ss = out.sequences[i];
@@ -568,7 +616,6 @@ bool Engine::Impl::Step() {
       if (owner == seq_owner_.end()) continue;
       RequestState& r = *owner->second.first;
       const int32_t idx = owner->second.second;
-      absl::Span<const float> row = absl::MakeConstSpan(logits).subspan(i * V, V);
       // n > 1: after the prompt's first sample, fork the other outputs from the same state.
       if (idx == 0 && r.outputs.size() == 1 && r.req.params.n > 1 && r.outputs[0].tokens.empty()) {
         for (int32_t k = 1; k < r.req.params.n; ++k) {
@@ -591,7 +638,7 @@ bool Engine::Impl::Step() {
         for (int32_t k = 0; k < r.req.params.n; ++k) seq_owner_[r.outputs[k].seq] = {&r, k};
         for (int32_t k = 0; k < r.req.params.n; ++k) {
           OutputState& o = r.outputs[k];
-          const SampleResult s = o.sampler->Sample(row, r.req.prompt_token_ids, o.tokens);
+          const SampleResult s = o.sampler->Sample(row_of(i), r.req.prompt_token_ids, o.tokens);
           ++num_gen;
           HandleToken(r, o, s, delta_for(&r));
         }
@@ -601,7 +648,7 @@ bool Engine::Impl::Step() {
       OutputState& o = r.outputs[idx];
       const SampleResult s = presampled[i].has_value()
                                  ? *presampled[i]
-                                 : o.sampler->Sample(row, r.req.prompt_token_ids, o.tokens);
+                                 : o.sampler->Sample(row_of(i), r.req.prompt_token_ids, o.tokens);
       ++num_gen;
       HandleToken(r, o, s, delta_for(&r));
       CompleteRequest(r, delta_for(&r));
@@ -613,7 +660,10 @@ bool Engine::Impl::Step() {
     EngineObserver::StepInfo info;
     info.num_seqs = static_cast<int>(B);
     info.num_tokens = out.num_batched_tokens;
-    for (const auto& ss : out.sequences) info.num_decode_seqs += ss.num_tokens == 1 ? 1 : 0;
+    for (const auto& ss : out.sequences) {
+      info.num_decode_seqs += ss.num_tokens == 1 ? 1 : 0;
+      info.context_tokens += ss.start + ss.num_tokens;
+    }
     const block_manager::BlockManagerStats bs = bm_->GetStats();
     info.kv_bytes_in_use = bs.total_bytes_in_use;
     info.step_time_s = dt;

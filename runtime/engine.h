@@ -49,6 +49,9 @@ struct EngineConfig {
   // tails) is reserved together with the pages such a sequence needs. 0: one page pair per
   // slot (the most concurrent sequences; growth beyond that preempts).
   int expected_tokens_per_seq = 0;
+  // "auto": sample on the device when the runner can (only ids and requested logprobs come
+  // back); "host": every logits row comes to the host and runtime::Sampler draws there.
+  std::string sampling_device = "auto";
 };
 
 struct Request {
@@ -141,6 +144,7 @@ class EngineObserver {
     int num_tokens = 0;
     int num_decode_seqs = 0;
     int64_t kv_bytes_in_use = 0;  // sink + tails + sealed pages held by sequences
+    int64_t context_tokens = 0;   // tokens the step's sequences attend over (sum of lengths)
     double step_time_s = 0;
   };
   virtual void OnStepInfo(const StepInfo& info) {}
@@ -182,6 +186,7 @@ struct CacheInfo {
   std::string device;                    // the runner's device name
   int64_t weight_bytes = 0;              // weights read per forward step
   double copy_bandwidth_bytes_s = 0;     // measured when EngineConfig::measure_bandwidth
+  double matmul_flops_s = 0;             // likewise: a large GEMM in the weights' dtype
   int64_t kv_bytes_per_token_pages = 0;  // K+V sealed-page bytes of one token (all layers)
   int64_t fp16_bytes_per_token = 0;      // what an fp16 cache stores per token (all layers)
 };

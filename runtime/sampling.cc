@@ -154,4 +154,39 @@ SampleResult Sampler::Sample(absl::Span<const float> logits_in, absl::Span<const
   return r;
 }
 
+models::RowSampling Sampler::DeviceRow(absl::Span<const int32_t> prompt,
+                                       absl::Span<const int32_t> output) {
+  models::RowSampling r;
+  r.where = models::RowSampling::Where::kDevice;
+  r.temperature = params_.temperature;
+  r.top_k = params_.top_k;
+  r.top_p = params_.top_p;
+  r.min_p = params_.min_p;
+  r.repetition_penalty = params_.repetition_penalty;
+  r.presence_penalty = params_.presence_penalty;
+  r.frequency_penalty = params_.frequency_penalty;
+  r.num_logprobs = params_.logprobs;
+  if (params_.temperature > 0.0f) {
+    r.uniform = static_cast<float>(std::uniform_real_distribution<double>(0.0, 1.0)(rng_));
+  }
+  const bool rep = params_.repetition_penalty != 1.0f;
+  if (rep || params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
+    absl::flat_hash_map<int32_t, int32_t> counts;  // token → count in the output
+    if (rep) {
+      for (int32_t id : prompt) counts.try_emplace(id, 0);
+    }
+    for (int32_t id : output) ++counts[id];
+    r.penalty_tokens.assign(counts.begin(), counts.end());
+  }
+  return r;
+}
+
+SampleResult Sampler::FromDevice(const models::RowSample& s) {
+  SampleResult r;
+  r.token_id = s.token_id;
+  r.logprob = s.logprob;
+  for (const auto& [id, lp] : s.top) r.top.push_back({id, lp});
+  return r;
+}
+
 }  // namespace kitty::runtime

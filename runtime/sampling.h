@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "models/model_runner.h"
 
 namespace kitty::runtime {
 
@@ -40,13 +41,13 @@ struct SamplingParams {
 absl::Status ValidateSamplingParams(const SamplingParams& p, int32_t vocab_size);
 
 struct TokenLogprob {
-  int32_t token_id;
+  int32_t token_id = 0;
   float logprob;
 };
 
 struct SampleResult {
-  int32_t token_id;
-  float logprob;                  // of the sampled token under the unmodified distribution
+  int32_t token_id = 0;
+  float logprob = 0.0f;           // of the sampled token under the unmodified distribution
   std::vector<TokenLogprob> top;  // top-N alternatives (N = params.logprobs)
 };
 
@@ -58,6 +59,10 @@ class Sampler {
   // `prompt` and `output` are the sequence's token ids so far (for repetition penalties).
   SampleResult Sample(absl::Span<const float> logits, absl::Span<const int32_t> prompt,
                       absl::Span<const int32_t> output);
+  // The same step sampled on the device (models::RowSampling, kDevice): draws this step's
+  // uniform number from the generator as Sample would, and lists the penalty tokens.
+  models::RowSampling DeviceRow(absl::Span<const int32_t> prompt, absl::Span<const int32_t> output);
+  static SampleResult FromDevice(const models::RowSample& s);
 
  private:
   SamplingParams params_;

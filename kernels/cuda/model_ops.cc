@@ -164,6 +164,16 @@ absl::Status GenericAttention(const KittyGeometry& g, DType t, const KittyAttent
   return CudaStatus(LaunchGenericAttention(g, e, batch, stream), "GenericAttention");
 }
 
+absl::Status SampleRows(float* logits, int vocab, const SampleRowParams* params, int num_rows,
+                        PenaltyToken* penalties, SampleRowResult* out, cudaStream_t stream) {
+  RETURN_IF_ERROR(Check(vocab > 0 && num_rows >= 0, "SampleRows: bad shape"));
+  if (num_rows == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(
+      Check(logits != nullptr && params != nullptr && out != nullptr, "SampleRows: null pointer"));
+  return CudaStatus(LaunchSampleRows(logits, vocab, params, num_rows, penalties, out, stream),
+                    "SampleRows");
+}
+
 absl::Status RandomFill(DType t, void* out, int64_t n, uint64_t state_before, float std,
                         cudaStream_t stream) {
   ASSIGN_OR_RETURN(ModelElem e, ModelElemOf(t));

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/model_ops.h"
+#include "kernels/cuda/sampling.h"
 #include "kernels/dtype.h"
 
 struct cublasContext;
@@ -64,6 +65,8 @@ absl::Status GenericPackV(const KittyGeometry& g, DType t, const KittyPackJob* j
                           cudaStream_t stream);
 absl::Status GenericAttention(const KittyGeometry& g, DType t, const KittyAttentionBatch& batch,
                               cudaStream_t stream);
+absl::Status SampleRows(float* logits, int vocab, const SampleRowParams* params, int num_rows,
+                        PenaltyToken* penalties, SampleRowResult* out, cudaStream_t stream);
 absl::Status RandomFill(DType t, void* out, int64_t n, uint64_t state_before, float std,
                         cudaStream_t stream);
 
