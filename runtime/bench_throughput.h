@@ -5,7 +5,8 @@
 // an engine with the same budget, submits --num-prompts random prompts of --input-len tokens
 // at once, each generating exactly --output-len tokens, and measures output and total tokens/s,
 // peak concurrent sequences, KV bytes per token, the mean step time against its memory
-// roofline ((weights + KV bytes read) / measured copy bandwidth), and preemptions.
+// roofline ((weights + KV bytes read) / measured copy bandwidth) and compute floor (FLOPs /
+// measured GEMM rate), and preemptions. --num-prompts 0 submits one wave that fills the cache.
 #ifndef KITTY_RUNTIME_BENCH_THROUGHPUT_H_
 #define KITTY_RUNTIME_BENCH_THROUGHPUT_H_
 
@@ -45,6 +46,12 @@ struct ThroughputResult {
   double mean_step_time_s = 0;      // decode-only steps
   double mean_roofline_step_s = 0;  // (weights + KV bytes in use) / copy bandwidth
   double roofline_ratio = 0;        // mean_step_time / mean_roofline
+  // Compute floor: step FLOPs (matrices + attention) / measured GEMM rate; the floor of a step
+  // is max(memory roofline, compute floor).
+  double mean_compute_floor_step_s = 0;
+  double mean_floor_step_s = 0;
+  double floor_ratio = 0;  // mean_step_time / mean_floor
+  double matmul_flops_s = 0;
   int64_t num_preemptions = 0;
   std::string device;
   double copy_bandwidth_bytes_s = 0;

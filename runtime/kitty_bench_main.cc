@@ -26,7 +26,9 @@
 
 ABSL_FLAG(int, input_len, 128, "Prompt tokens per request");
 ABSL_FLAG(int, output_len, 128, "Generated tokens per request (EOS ignored)");
-ABSL_FLAG(int, num_prompts, 64, "Requests, all submitted at once");
+ABSL_FLAG(int, num_prompts, 64,
+          "Requests, all submitted at once (throughput: 0 = as many as the cache has sequence "
+          "slots)");
 ABSL_FLAG(std::string, max_num_seqs_sweep, "",
           "Comma-separated --max-num-seqs values to sweep (default: --max-num-seqs)");
 ABSL_FLAG(bool, json, false, "Print JSON");
@@ -119,19 +121,24 @@ int Throughput() {
                    {"roofline_ratio", r.roofline_ratio},
                    {"num_preemptions", r.num_preemptions},
                    {"device", r.device},
-                   {"copy_bandwidth_bytes_s", r.copy_bandwidth_bytes_s}});
+                   {"copy_bandwidth_bytes_s", r.copy_bandwidth_bytes_s},
+                   {"mean_compute_floor_step_s", r.mean_compute_floor_step_s},
+                   {"mean_floor_step_s", r.mean_floor_step_s},
+                   {"floor_ratio", r.floor_ratio},
+                   {"matmul_flops_s", r.matmul_flops_s}});
     }
     std::printf("%s\n", nlohmann::json{{"throughput", j}}.dump().c_str());
   } else {
-    std::printf("%-10s %6s %10s %10s %6s %10s %9s %10s %10s %6s %7s\n", "mode", "seqs", "out tok/s",
-                "tot tok/s", "peak", "cap tok", "KV B/tok", "step ms", "roof ms", "x roof",
-                "preempt");
+    std::printf("%-10s %6s %10s %10s %6s %10s %9s %10s %10s %6s %10s %6s %7s\n", "mode", "seqs",
+                "out tok/s", "tot tok/s", "peak", "cap tok", "KV B/tok", "step ms", "roof ms",
+                "x roof", "floor ms", "x flr", "preempt");
     for (const auto& r : *rs) {
-      std::printf("%-10s %6d %10.1f %10.1f %6d %10lld %9.1f %10.3f %10.3f %6.2f %7lld\n",
-                  r.mode.c_str(), r.max_num_seqs, r.output_tokens_per_s, r.total_tokens_per_s,
-                  r.peak_running, static_cast<long long>(r.capacity_tokens), r.kv_bytes_per_token,
-                  r.mean_step_time_s * 1e3, r.mean_roofline_step_s * 1e3, r.roofline_ratio,
-                  static_cast<long long>(r.num_preemptions));
+      std::printf(
+          "%-10s %6d %10.1f %10.1f %6d %10lld %9.1f %10.3f %10.3f %6.2f %10.3f %6.2f %7lld\n",
+          r.mode.c_str(), r.max_num_seqs, r.output_tokens_per_s, r.total_tokens_per_s,
+          r.peak_running, static_cast<long long>(r.capacity_tokens), r.kv_bytes_per_token,
+          r.mean_step_time_s * 1e3, r.mean_roofline_step_s * 1e3, r.roofline_ratio,
+          r.mean_floor_step_s * 1e3, r.floor_ratio, static_cast<long long>(r.num_preemptions));
     }
   }
   if (const std::string png = absl::GetFlag(FLAGS_plot); !png.empty()) Plot(*rs, png);
