@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Plots of a docs/results/<date>-h200 folder of kitty-bench JSON files (gnuplot, PNG).
+
+Usage: bench/plot_benchmarks.py docs/results/2026-12-01-h200 docs/img
+  h200_throughput_<date>.png: output tokens/s and peak concurrent sequences per workload, auto vs kitty-pro
+  h200_serve_<date>.png:      kitty-bench serve, TTFT p50/p99 and output tokens/s against the request rate
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+WORKLOADS = [  # (label, files)
+    ("qwen3-4b 65/8127 60GB", ["qwen3_4b_65x8127_60GB_auto.json", "qwen3_4b_65x8127_60GB_kittypro.json"]),
+    ("llama3-8b 1024/1024 40GB", ["llama3_8b_1024x1024_40GB.json"]),
+    ("qwen3-8b 1024/1024 40GB", ["qwen3_8b_1024x1024_40GB.json"]),
+    ("qwen3-4b 65/256 16GB", ["qwen3_4b_65x256_16GB_device_sampling.json"]),
+]
+
+
+def load(folder, name):
+    with open(os.path.join(folder, name)) as f:
+        return json.load(f)
+
+
+def gnuplot(script):
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+def main():
+    folder, out = sys.argv[1], sys.argv[2]
+    tmp = tempfile.mkdtemp()
+    dat = os.path.join(tmp, "tp.dat")
+    with open(dat, "w") as d:
+        for label, files in WORKLOADS:
+            rows = {}
+            for f in files:
+                for r in load(folder, f)["throughput"]:
+                    rows[r["mode"]] = r
+            a, k = rows["auto"], rows["kitty-pro"]
+            d.write('"%s" %.0f %.0f %d %d\n' % (label, a["output_tokens_per_s"], k["output_tokens_per_s"],
+                                              a["peak_running"], k["peak_running"]))
+    gnuplot(f"""
+set terminal png size 1100,520 font ',11'
+set output '{out}/h200_throughput_2026-12-01.png'
+set multiplot layout 1,2 title 'kitty-bench throughput, H200, synthetic models, same KV budget per mode (2026-12-01)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set xtics rotate by -20 scale 0
+set grid ytics
+set key top left
+set yrange [0:*]
+set ylabel 'output tokens/s'
+plot '{dat}' using 2:xtic(1) title 'auto (bf16)', '' using 3 title 'kitty-pro'
+set ylabel 'peak concurrent sequences'
+plot '{dat}' using 4:xtic(1) title 'auto (bf16)', '' using 5 title 'kitty-pro'
+unset multiplot
+""")
+    sdat = os.path.join(tmp, "serve.dat")
+    with open(sdat, "w") as d:
+        for mode, f in [("auto", "serve_qwen3_4b_auto.json"), ("kitty-pro", "serve_qwen3_4b_kittypro.json")]:
+            d.write("# %s\n" % mode)
+            for r in load(folder, f)["serve"]:
+                d.write("%g %.1f %.1f %.0f\n" % (r["request_rate"], r["ttft_s"]["p50"] * 1e3,
+                                                r["ttft_s"]["p99"] * 1e3, r["output_throughput"]))
+            d.write("\n\n")
+    gnuplot(f"""
+set terminal png size 1100,480 font ',11'
+set output '{out}/h200_serve_2026-12-01.png'
+set multiplot layout 1,2 title 'kitty-bench serve vs kitty-serve (gRPC, loopback), qwen3-4b, 20 GB KV, 1024/512 tokens +-50% (2026-12-01)'
+set grid
+set xlabel 'request rate (req/s, Poisson)'
+set logscale y
+set ylabel 'TTFT (ms)'
+set key top left
+plot '{sdat}' index 0 using 1:2 with linespoints lw 2 title 'auto p50', \\
+     '' index 0 using 1:3 with linespoints lw 2 dt 2 title 'auto p99', \\
+     '' index 1 using 1:2 with linespoints lw 2 title 'kitty-pro p50', \\
+     '' index 1 using 1:3 with linespoints lw 2 dt 2 title 'kitty-pro p99'
+unset logscale y
+set ylabel 'output tokens/s'
+plot '{sdat}' index 0 using 1:4 with linespoints lw 2 title 'auto', \\
+     '' index 1 using 1:4 with linespoints lw 2 title 'kitty-pro'
+unset multiplot
+""")
+
+
+if __name__ == "__main__":
+    main()
