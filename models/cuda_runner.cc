@@ -729,44 +729,20 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
   if (T == 0) return absl::InvalidArgumentError("empty forward step");
 
   // Device sampling: the rows to sample, their penalty tokens, and the rows to download.
-  std::vector<kc::SampleRowParams> sparams;
-  std::vector<kc::PenaltyToken> penalties;
-  std::vector<int32_t> host_rows;  // output rows whose logits go to the host
-  std::vector<int32_t> sampled_rows;
+  DeviceSamplingPlan sp_plan;
   if (rows != nullptr) {
     if (static_cast<int>(rows->size()) != R) {
       return absl::InvalidArgumentError(
           absl::StrCat("ForwardAndSample: ", rows->size(), " row plans for ", R, " output rows"));
     }
-    for (int r = 0; r < R; ++r) {
-      const RowSampling& rs = (*rows)[r];
-      if (rs.where == RowSampling::Where::kHost) host_rows.push_back(r);
-      if (rs.where != RowSampling::Where::kDevice) continue;
-      kc::SampleRowParams q;
-      q.row = r;
-      q.num_logprobs = std::clamp(rs.num_logprobs, 0, kc::kMaxSampleLogprobs);
-      q.temperature = rs.temperature;
-      q.top_k = rs.top_k;
-      q.top_p = rs.top_p;
-      q.min_p = rs.min_p;
-      q.uniform = rs.uniform;
-      q.repetition_penalty = rs.repetition_penalty;
-      q.presence_penalty = rs.presence_penalty;
-      q.frequency_penalty = rs.frequency_penalty;
-      q.penalty_offset = static_cast<int32_t>(penalties.size());
-      q.num_penalty = static_cast<int32_t>(rs.penalty_tokens.size());
-      for (const auto& [tok, cnt] : rs.penalty_tokens) {
-        kc::PenaltyToken pt;
-        pt.token = tok;
-        pt.output_count = cnt;
-        penalties.push_back(pt);
-      }
-      sparams.push_back(q);
-      sampled_rows.push_back(r);
-    }
+    sp_plan = PlanDeviceSampling(*rows);
   } else {
-    for (int r = 0; r < R; ++r) host_rows.push_back(r);
+    for (int r = 0; r < R; ++r) sp_plan.host_rows.push_back(r);
   }
+  const std::vector<kc::SampleRowParams>& sparams = sp_plan.params;
+  const std::vector<kc::PenaltyToken>& penalties = sp_plan.penalties;
+  const std::vector<int32_t>& host_rows = sp_plan.host_rows;
+  const std::vector<int32_t>& sampled_rows = sp_plan.sampled_rows;
   RETURN_IF_ERROR(ReserveActivations(T, R, kst_elems, vst_elems));
 
   // Sink mirrors that must be refreshed from the pool before the step.
@@ -1093,6 +1069,37 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
 }  // namespace
 
 bool CudaDeviceAvailable() { return kc::CudaDeviceAvailable(); }
+
+DeviceSamplingPlan PlanDeviceSampling(absl::Span<const RowSampling> rows) {
+  DeviceSamplingPlan p;
+  for (int r = 0; r < static_cast<int>(rows.size()); ++r) {
+    const RowSampling& rs = rows[r];
+    if (rs.where == RowSampling::Where::kHost) p.host_rows.push_back(r);
+    if (rs.where != RowSampling::Where::kDevice) continue;
+    kc::SampleRowParams q;
+    q.row = r;
+    q.num_logprobs = std::clamp(rs.num_logprobs, 0, kc::kMaxSampleLogprobs);
+    q.temperature = rs.temperature;
+    q.top_k = rs.top_k;
+    q.top_p = rs.top_p;
+    q.min_p = rs.min_p;
+    q.uniform = rs.uniform;
+    q.repetition_penalty = rs.repetition_penalty;
+    q.presence_penalty = rs.presence_penalty;
+    q.frequency_penalty = rs.frequency_penalty;
+    q.penalty_offset = static_cast<int32_t>(p.penalties.size());
+    q.num_penalty = static_cast<int32_t>(rs.penalty_tokens.size());
+    for (const auto& [tok, cnt] : rs.penalty_tokens) {
+      kc::PenaltyToken pt;
+      pt.token = tok;
+      pt.output_count = cnt;
+      p.penalties.push_back(pt);
+    }
+    p.params.push_back(q);
+    p.sampled_rows.push_back(r);
+  }
+  return p;
+}
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> MakeCudaRunner(const LoadedModel& model,
                                                             const CudaRunnerOptions& options) {

@@ -17,8 +17,11 @@
 #define KITTY_MODELS_CUDA_RUNNER_H_
 
 #include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "kernels/cuda/sampling.h"
 #include "kernels/dtype.h"
 #include "models/model_loader.h"
 #include "models/model_runner.h"
@@ -42,6 +45,16 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> MakeCudaRunner(const LoadedModel& m
                                                             const CudaRunnerOptions& options);
 // True when the CUDA runtime reports a device.
 bool CudaDeviceAvailable();
+
+// The device sampler's inputs for one step's row plans: a SampleRowParams per kDevice row
+// (`row` = its index in `rows`) with its penalty tokens, the kDevice rows in order, and the
+// kHost rows whose logits are downloaded.
+struct DeviceSamplingPlan {
+  std::vector<kernels::cuda::SampleRowParams> params;
+  std::vector<kernels::cuda::PenaltyToken> penalties;
+  std::vector<int32_t> sampled_rows, host_rows;
+};
+DeviceSamplingPlan PlanDeviceSampling(absl::Span<const RowSampling> rows);
 
 }  // namespace kitty::models
 

@@ -52,22 +52,11 @@ class StepRecorder : public EngineObserver {
     absl::MutexLock lock(&mu_);
     return peak_;
   }
-  double mean_step() const {
-    absl::MutexLock lock(&mu_);
-    return decode_steps_ ? decode_time_ / decode_steps_ : 0;
-  }
-  double mean_roofline() const {
-    absl::MutexLock lock(&mu_);
-    return decode_steps_ ? roofline_ / decode_steps_ : 0;
-  }
-  double mean_compute() const {
-    absl::MutexLock lock(&mu_);
-    return decode_steps_ ? compute_ / decode_steps_ : 0;
-  }
-  double mean_floor() const {
-    absl::MutexLock lock(&mu_);
-    return decode_steps_ ? floor_ / decode_steps_ : 0;
-  }
+  // Means per decode-only step.
+  double mean_step() const { return PerStep(&StepRecorder::decode_time_); }
+  double mean_roofline() const { return PerStep(&StepRecorder::roofline_); }
+  double mean_compute() const { return PerStep(&StepRecorder::compute_); }
+  double mean_floor() const { return PerStep(&StepRecorder::floor_); }
 
  private:
   const CacheInfo& info_;
@@ -79,6 +68,11 @@ class StepRecorder : public EngineObserver {
   double roofline_ ABSL_GUARDED_BY(mu_) = 0;
   double compute_ ABSL_GUARDED_BY(mu_) = 0;
   double floor_ ABSL_GUARDED_BY(mu_) = 0;
+
+  double PerStep(double StepRecorder::*total) const {
+    absl::MutexLock lock(&mu_);
+    return decode_steps_ ? this->*total / decode_steps_ : 0;
+  }
 };
 
 }  // namespace

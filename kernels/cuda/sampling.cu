@@ -32,49 +32,29 @@ __device__ __forceinline__ ArgMax Better(ArgMax a, ArgMax b) {
 }
 
 // Block reductions; every thread gets the result. `scratch` holds kWarps entries.
-__device__ float BlockSum(float v, float* scratch) {
+template <typename T, typename Op>
+__device__ T BlockReduce(T v, T* scratch, T identity, Op op) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  __syncthreads();  // scratch may still be read by the previous reduction
   if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
   __syncthreads();
-  float t = (threadIdx.x & 31) < kWarps ? scratch[threadIdx.x & 31] : 0.0f;
+  T t = (threadIdx.x & 31) < kWarps ? scratch[threadIdx.x & 31] : identity;
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+  for (int o = 16; o > 0; o >>= 1) t = op(t, __shfl_xor_sync(0xffffffffu, t, o));
   return t;
 }
-__device__ float BlockMax(float v, float* scratch) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
-  __syncthreads();
-  float t = (threadIdx.x & 31) < kWarps ? scratch[threadIdx.x & 31] : -FLT_MAX;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, o));
-  return t;
+__device__ float BlockSum(float v, float* s) {
+  return BlockReduce(v, s, 0.0f, [](float a, float b) { return a + b; });
 }
-__device__ int BlockCount(int v, int* scratch) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
-  __syncthreads();
-  int t = (threadIdx.x & 31) < kWarps ? scratch[threadIdx.x & 31] : 0;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-  return t;
+__device__ float BlockMax(float v, float* s) {
+  return BlockReduce(v, s, -FLT_MAX, [](float a, float b) { return fmaxf(a, b); });
 }
-__device__ int BlockMaxInt(int v, int* scratch) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = v;
-  __syncthreads();
-  int t = (threadIdx.x & 31) < kWarps ? scratch[threadIdx.x & 31] : INT_MIN;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) t = max(t, __shfl_xor_sync(0xffffffffu, t, o));
-  return t;
+__device__ int BlockCount(int v, int* s) {
+  return BlockReduce(v, s, 0, [](int a, int b) { return a + b; });
+}
+__device__ int BlockMaxInt(int v, int* s) {
+  return BlockReduce(v, s, INT_MIN, [](int a, int b) { return max(a, b); });
 }
 __device__ ArgMax BlockArgMax(ArgMax a, float* sv, int* si) {
 #pragma unroll

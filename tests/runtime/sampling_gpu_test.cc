@@ -8,7 +8,7 @@
 //     renormalise) within 2 draws, and no draw may fall outside the kept set.
 #include "gtest/gtest.h"
 
-#if !defined(KITTY_HAVE_CUDA)
+#if !defined(KITTY_HAVE_CUDA_RUNNER)
 TEST(DeviceSamplingTest, NoCudaBackend) { GTEST_SKIP() << "built without KITTY_CUDA"; }
 #else
 #include <cuda_runtime_api.h>
@@ -23,6 +23,7 @@ TEST(DeviceSamplingTest, NoCudaBackend) { GTEST_SKIP() << "built without KITTY_C
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/model_ops_host.h"
 #include "kernels/cuda/sampling.h"
+#include "models/cuda_runner.h"
 #include "runtime/sampling.h"
 
 namespace kitty::runtime {
@@ -42,26 +43,10 @@ bool HaveGpu() {
 std::vector<models::RowSample> RunDevice(const std::vector<float>& logits, int V,
                                          const std::vector<models::RowSampling>& plans,
                                          const std::vector<int>& row_of) {
-  std::vector<kc::SampleRowParams> ps;
-  std::vector<kc::PenaltyToken> pens;
-  for (size_t k = 0; k < plans.size(); ++k) {
-    const models::RowSampling& r = plans[k];
-    kc::SampleRowParams q;
-    q.row = row_of[k];
-    q.num_logprobs = r.num_logprobs;
-    q.temperature = r.temperature;
-    q.top_k = r.top_k;
-    q.top_p = r.top_p;
-    q.min_p = r.min_p;
-    q.uniform = r.uniform;
-    q.repetition_penalty = r.repetition_penalty;
-    q.presence_penalty = r.presence_penalty;
-    q.frequency_penalty = r.frequency_penalty;
-    q.penalty_offset = static_cast<int32_t>(pens.size());
-    q.num_penalty = static_cast<int32_t>(r.penalty_tokens.size());
-    for (const auto& [t, c] : r.penalty_tokens) pens.push_back({t, c, 0.0f, 0});
-    ps.push_back(q);
-  }
+  models::DeviceSamplingPlan plan = models::PlanDeviceSampling(plans);
+  std::vector<kc::SampleRowParams>& ps = plan.params;
+  std::vector<kc::PenaltyToken>& pens = plan.penalties;
+  for (size_t k = 0; k < ps.size(); ++k) ps[k].row = row_of[k];
   if (pens.empty()) pens.push_back({});
   kc::DeviceBuffer d_logits, d_ps, d_pens, d_out;
   KITTY_CHECK_OK(d_logits.Allocate(logits.size() * 4, "logits"));
@@ -266,4 +251,4 @@ TEST(DeviceSamplingTest, UniformAtTheEdgesStaysInTheKeptSet) {
 }  // namespace
 }  // namespace kitty::runtime
 
-#endif  // KITTY_HAVE_CUDA
+#endif  // KITTY_HAVE_CUDA_RUNNER
