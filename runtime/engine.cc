@@ -170,7 +170,11 @@ absl::Status Engine::Impl::Init() {
                        : mc.max_position_embeddings;
   eos_ids_ = EosTokenIds(*model_);
 
-  ASSIGN_OR_RETURN(runner_, models::MakeRunner(*model_, config_.device));
+  if (config_.make_runner) {
+    ASSIGN_OR_RETURN(runner_, config_.make_runner(*model_));
+  } else {
+    ASSIGN_OR_RETURN(runner_, models::MakeRunner(*model_, config_.device));
+  }
   const kernels::DType fp = runner_->kv_dtype();
   const int L = mc.num_layers;
   block_manager::BlockManagerConfig units;

@@ -52,6 +52,9 @@ struct EngineConfig {
   // "auto": sample on the device when the runner can (only ids and requested logprobs come
   // back); "host": every logits row comes to the host and runtime::Sampler draws there.
   std::string sampling_device = "auto";
+  // Tests: build the runner with this instead of models::MakeRunner(model, device).
+  std::function<absl::StatusOr<std::unique_ptr<models::ModelRunner>>(const models::LoadedModel&)>
+      make_runner;
 };
 
 struct Request {
