@@ -636,7 +636,7 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
   if (!kv_ready_) return absl::FailedPreconditionError("CUDA runner: AllocateKv first");
   bool decode_only = true;
   for (const SequenceStep& st : batch) decode_only = decode_only && st.token_ids.size() == 1;
-  profiler_.BeginStep(stream_, decode_only);
+  profiler_.BeginStep(stream_, decode_only ? "decode" : "prefill");
   const int H = c_.hidden_size, D = c_.head_dim, Hq = c_.num_heads, Hkv = c_.num_kv_heads,
             I = c_.intermediate_size, V = c_.vocab_size, L = c_.num_layers;
   const int qdim = Hq * D;
