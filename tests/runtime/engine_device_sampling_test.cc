@@ -125,7 +125,10 @@ class StandInDeviceRunner : public models::ModelRunner {
 std::unique_ptr<Engine> MakeEngine(const std::string& sampling_device, PlanCounts* counts,
                                    int max_batched_tokens = 2048) {
   EngineConfig c;
-  c.kv_cache_dtype = "kitty-pro";
+  // auto: logits must not depend on how the scheduler happened to chunk the prompts (with
+  // quantized pages they do, since a later chunk attends to the sealed pages of earlier ones),
+  // because the two engines compared below are not scheduled in lockstep.
+  c.kv_cache_dtype = "auto";
   c.kv_cache_memory_bytes = int64_t{64} << 20;
   c.max_num_batched_tokens = max_batched_tokens;
   c.max_num_seqs = 16;
@@ -191,7 +194,7 @@ TEST(EngineDeviceSamplingTest, GreedyPenaltiesAndLogprobsEqualTheHostPath) {
       const SampleResult& a = d[i].outputs[0].logprobs[t];
       const SampleResult& b = h[i].outputs[0].logprobs[t];
       EXPECT_EQ(a.token_id, b.token_id);
-      EXPECT_FLOAT_EQ(a.logprob, b.logprob);
+      EXPECT_NEAR(a.logprob, b.logprob, 1e-4);  // summation order may differ by chunking
       ASSERT_EQ(a.top.size(), b.top.size());
       for (size_t k = 0; k < a.top.size(); ++k) EXPECT_EQ(a.top[k].token_id, b.top[k].token_id);
     }
