@@ -138,6 +138,7 @@ class Engine::Impl {
   int64_t next_seq_ = 0;
   int64_t prompt_tokens_total_ = 0, generation_tokens_total_ = 0, steps_ = 0, packs_ = 0;
   double step_time_sum_ = 0;
+  bool device_sampling_ = false;  // sample through runner_->ForwardAndSample (set by Init)
   std::mt19937_64 seed_rng_{std::random_device{}()};
   std::vector<RequestOutput> deltas_;
   absl::flat_hash_map<RequestState*, size_t> delta_index_;
@@ -175,6 +176,7 @@ absl::Status Engine::Impl::Init() {
   } else {
     ASSIGN_OR_RETURN(runner_, models::MakeRunner(*model_, config_.device));
   }
+  device_sampling_ = config_.sampling_device == "auto" && runner_->supports_device_sampling();
   const kernels::DType fp = runner_->kv_dtype();
   const int L = mc.num_layers;
   block_manager::BlockManagerConfig units;
@@ -555,7 +557,7 @@ bool Engine::Impl::Step() {
     std::vector<float> logits;          // host rows, [rows][V]
     std::vector<int64_t> logit_row(B);  // row of sequence i in `logits` (-1: none)
     std::vector<std::optional<SampleResult>> presampled(B);
-    const bool on_device = config_.sampling_device == "auto" && runner_->supports_device_sampling();
+    const bool on_device = device_sampling_;
     absl::Status st;
     if (on_device) {
       std::vector<models::RowSampling> plan(B);

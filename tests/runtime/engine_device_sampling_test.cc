@@ -15,22 +15,18 @@
 #include <vector>
 
 #include "base/status_macros.h"
-#include "base/testing/test_data.h"
 #include "gtest/gtest.h"
 #include "models/model_runner.h"
 #include "runtime/engine.h"
+#include "tests/runtime/engine_test_helpers.h"
 
 namespace kitty::runtime {
 namespace {
 
-using ::kitty::testing::TestDataPath;
+using testing::RunAll;
 
 std::shared_ptr<models::LoadedModel> Stories() {
-  static std::shared_ptr<models::LoadedModel> m = [] {
-    auto loaded = models::LoadModel(TestDataPath("stories260K/hf"));
-    KITTY_CHECK_OK(loaded.status());
-    return std::make_shared<models::LoadedModel>(*std::move(loaded));
-  }();
+  static std::shared_ptr<models::LoadedModel> m = testing::LoadTestModel("stories260K/hf");
   return m;
 }
 
@@ -141,19 +137,6 @@ std::unique_ptr<Engine> MakeEngine(const std::string& sampling_device, PlanCount
   absl::StatusOr<std::unique_ptr<Engine>> e = Engine::Create(c, Stories());
   KITTY_CHECK_OK(e.status());
   return *std::move(e);
-}
-
-std::vector<RequestOutput> RunAll(Engine& e, const std::vector<Request>& reqs) {
-  std::vector<std::shared_ptr<RequestStream>> streams;
-  for (const Request& r : reqs) {
-    absl::StatusOr<std::shared_ptr<RequestStream>> s = e.AddRequest(r);
-    KITTY_CHECK_OK(s.status());
-    streams.push_back(*s);
-  }
-  std::vector<RequestOutput> outs;
-  for (auto& s : streams) outs.push_back(s->WaitFinished());
-  EXPECT_TRUE(e.WaitIdle(absl::Seconds(10)));
-  return outs;
 }
 
 Request Make(const std::string& id, int prompt_len, int max_tokens) {

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "base/status_macros.h"
-#include "base/testing/test_data.h"
 #include "gtest/gtest.h"
 #include "runtime/engine.h"
+#include "tests/runtime/engine_test_helpers.h"
 #ifdef KITTY_HAVE_CUDA_RUNNER
 #include "models/cuda_runner.h"
 #endif
@@ -21,7 +21,7 @@
 namespace kitty::runtime {
 namespace {
 
-using ::kitty::testing::TestDataPath;
+using testing::RunAll;
 
 bool HaveGpu() {
 #ifdef KITTY_HAVE_CUDA_RUNNER
@@ -32,11 +32,8 @@ bool HaveGpu() {
 }
 
 std::shared_ptr<models::LoadedModel> Llama3() {
-  static std::shared_ptr<models::LoadedModel> m = [] {
-    auto loaded = models::LoadModel(TestDataPath("tiny-hf/llama3"), {.host_weights = false});
-    KITTY_CHECK_OK(loaded.status());
-    return std::make_shared<models::LoadedModel>(*std::move(loaded));
-  }();
+  static std::shared_ptr<models::LoadedModel> m =
+      testing::LoadTestModel("tiny-hf/llama3", {.host_weights = false});
   return m;
 }
 
@@ -50,19 +47,6 @@ std::unique_ptr<Engine> MakeEngine(const std::string& sampling_device) {
   absl::StatusOr<std::unique_ptr<Engine>> e = Engine::Create(c, Llama3());
   KITTY_CHECK_OK(e.status());
   return *std::move(e);
-}
-
-std::vector<RequestOutput> RunAll(Engine& e, const std::vector<Request>& reqs) {
-  std::vector<std::shared_ptr<RequestStream>> streams;
-  for (const Request& r : reqs) {
-    absl::StatusOr<std::shared_ptr<RequestStream>> s = e.AddRequest(r);
-    KITTY_CHECK_OK(s.status());
-    streams.push_back(*s);
-  }
-  std::vector<RequestOutput> outs;
-  for (auto& s : streams) outs.push_back(s->WaitFinished());
-  EXPECT_TRUE(e.WaitIdle(absl::Seconds(30)));
-  return outs;
 }
 
 std::vector<Request> GreedyRequests() {
@@ -93,12 +77,12 @@ TEST(EngineDeviceSamplingTest, GreedyAndPenaltiesEqualHostSampling) {
   std::vector<RequestOutput> dev, host;
   {
     std::unique_ptr<Engine> e = MakeEngine("auto");
-    dev = RunAll(*e, reqs);
+    dev = RunAll(*e, reqs, absl::Seconds(30));
     EXPECT_EQ(e->GetStats().pages_used, 0);
   }
   {
     std::unique_ptr<Engine> e = MakeEngine("host");
-    host = RunAll(*e, reqs);
+    host = RunAll(*e, reqs, absl::Seconds(30));
   }
   ASSERT_EQ(dev.size(), host.size());
   for (size_t i = 0; i < dev.size(); ++i) {
@@ -136,7 +120,7 @@ TEST(EngineDeviceSamplingTest, ForkedSeededSamplingCompletes) {
   Request r2 = r;
   r2.request_id = "n3-b";
   r2.params.seed = 8;
-  const std::vector<RequestOutput> outs = RunAll(*e, {r, r2});
+  const std::vector<RequestOutput> outs = RunAll(*e, {r, r2}, absl::Seconds(30));
   ASSERT_EQ(outs.size(), 2u);
   for (const RequestOutput& o : outs) {
     ASSERT_EQ(o.outputs.size(), 3u);

@@ -14,19 +14,17 @@
 #include "gtest/gtest.h"
 #include "runtime/offline.h"
 #include "runtime/perplexity.h"
+#include "tests/runtime/engine_test_helpers.h"
 
 namespace kitty::runtime {
 namespace {
 
 using ::kitty::testing::ReadFileOrDie;
 using ::kitty::testing::TestDataPath;
+using testing::RunAll;
 
 std::shared_ptr<models::LoadedModel> Stories() {
-  static std::shared_ptr<models::LoadedModel> m = [] {
-    auto loaded = models::LoadModel(TestDataPath("stories260K/hf"));
-    KITTY_CHECK_OK(loaded.status());
-    return std::make_shared<models::LoadedModel>(*std::move(loaded));
-  }();
+  static std::shared_ptr<models::LoadedModel> m = testing::LoadTestModel("stories260K/hf");
   return m;
 }
 
@@ -48,19 +46,6 @@ RequestOutput RunOne(Engine& e, Request r) {
   absl::StatusOr<std::shared_ptr<RequestStream>> s = e.AddRequest(std::move(r));
   KITTY_CHECK_OK(s.status());
   return (*s)->WaitFinished();
-}
-
-std::vector<RequestOutput> RunAll(Engine& e, std::vector<Request> reqs) {
-  std::vector<std::shared_ptr<RequestStream>> streams;
-  for (Request& r : reqs) {
-    absl::StatusOr<std::shared_ptr<RequestStream>> s = e.AddRequest(std::move(r));
-    KITTY_CHECK_OK(s.status());
-    streams.push_back(*s);
-  }
-  std::vector<RequestOutput> outs;
-  for (auto& s : streams) outs.push_back(s->WaitFinished());
-  EXPECT_TRUE(e.WaitIdle(absl::Seconds(10)));
-  return outs;
 }
 
 Request Greedy(std::vector<int32_t> prompt, int max_tokens) {
