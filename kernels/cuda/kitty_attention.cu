@@ -7,13 +7,10 @@
 // 4 warps take chunks round robin, keep an fp32 online softmax each, merge in shared memory,
 // and a second kernel merges the splits.
 //
-// Quantized pages go through tensor cores (mma.sync m16n8k16, fp16 in, fp32 accumulate):
-// codes are dequantized in registers exactly as the reference does (k̂ = round16(round16(c*s)
-// + m), KITTY.md §2) and fed as the fp16 operand; q (converted to fp16) and p (rounded to fp16)
-// are the other operand. No dequantized K/V goes to memory.
-// Page bytes go global -> shared memory by cp.async (double buffered per warp), with an XOR
-// swizzle of 16-byte chunks so that the fragment loads are bank-conflict free.
-// Full-precision tokens (sink, tails, new tokens, auto pages) use an fp32 FMA path.
+// Quantized pages go through tensor cores (mma.sync m16n8k16, fp16 in, fp32 accumulate) on
+// codes expanded in registers; no dequantized K/V goes to memory. Page bytes go global ->
+// shared memory by cp.async (double buffered per warp), with an XOR swizzle of 16-byte chunks
+// so that the fragment loads are bank-conflict free.
 //
 // Fragment mapping (lane = 4*r + c4; PTX m16n8k16 A row r/r+8, k 2c4..; B k 2c4.., n r):
 //   QK (rows = tokens, n = heads):  tile i row r -> token 16r+i, row r+8 -> token 16r+8+i;
@@ -23,10 +20,9 @@
 //                                   k-step ks k-rows -> tokens 32c4+ks + (0,16,8,24)
 // Scores live in shared memory as sc[head][u(t)], u(t) = 8*(t%16) + t/16, row stride 132.
 //
-// Two kernels share this layout: KittyAttentionKernel (below; "legacy", exact fp16 dequant as
-// the reference, FMA path for full-precision rows) and KittyAttentionKernelV2 (further down;
-// the default: scale/min folded out of the dequant, one LOP3 per two codes, tensor cores for
-// full-precision rows too). KITTY_ATTN_IMPL picks one at run time (see AttnImpl()).
+// KittyAttentionKernelV2 (below): scale/min folded out of the dequant, one LOP3 per two codes,
+// tensor cores for full-precision rows too; KITTY_ATTN_IMPL picks a variant at run time (see
+// AttnImpl()). Shared device helpers: kitty_attention_device.cuh.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -37,95 +33,20 @@
 #include <string>
 #include <type_traits>
 
+#include "kernels/cuda/kitty_attention_device.cuh"
 #include "kernels/cuda/kitty_launch.h"
 
 namespace kitty::kernels::cuda {
 namespace {
 
-constexpr int kP = 128;
+using namespace attn;  // NOLINT(build/namespaces): this file's kernels are built from them
+
 constexpr int kWarps = 4;
 constexpr int kG = 8;           // query heads per kv head handled (mma n = 8)
 constexpr int kScStride = 132;  // floats per head row of the score buffer
-constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ float ToF(__half x) { return __half2float(x); }
-__device__ __forceinline__ float ToF(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T>
-__device__ __forceinline__ T FromF(float x);
-template <>
-__device__ __forceinline__ __half FromF<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 FromF<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
-
-// 8 consecutive elements (16 bytes) to fp32.
-template <typename T>
-__device__ __forceinline__ void Load8(const T* p, float* f) {
-  const uint4 v = *reinterpret_cast<const uint4*>(p);
-  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    if constexpr (sizeof(T) == 2 && std::is_same_v<T, __half>) {
-      const float2 t = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
-      f[2 * i] = t.x;
-      f[2 * i + 1] = t.y;
-    } else {
-      const float2 t = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[i]));
-      f[2 * i] = t.x;
-      f[2 * i + 1] = t.y;
-    }
-  }
-}
-
-__device__ __forceinline__ void Mma16816(float* c, uint32_t a0, uint32_t a1, uint32_t a2,
-                                         uint32_t a3, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-// Two 2-bit codes at bit 2i of each 16-bit half (plus the high bits from `hi`) as fp16x2.
-template <bool kSparse>
-__device__ __forceinline__ uint32_t Codes(uint32_t lo, uint32_t hi, int i) {
-  uint32_t v = (lo >> (2 * i)) & 0x00030003u;
-  if constexpr (kSparse) v |= ((hi >> (2 * i)) & 0x00030003u) << 2;
-  v |= 0x64006400u;  // 1024 + code, exact in fp16
-  const __half2 r =
-      __hsub2(*reinterpret_cast<const __half2*>(&v), __half2half2(__ushort_as_half(0x6400)));
-  return *reinterpret_cast<const uint32_t*>(&r);
-}
-
-// Exact reference dequant of two codes (KITTY.md §2): round16(round16(c*scale) + min).
-__device__ __forceinline__ uint32_t Dequant2(uint32_t codes, uint32_t scale2, uint32_t min2) {
-  const __half2 prod = __hmul2_rn(*reinterpret_cast<const __half2*>(&codes),
-                                  *reinterpret_cast<const __half2*>(&scale2));
-  const __half2 r = __hadd2_rn(prod, *reinterpret_cast<const __half2*>(&min2));
-  return *reinterpret_cast<const uint32_t*>(&r);
-}
-
-__device__ __forceinline__ uint32_t PackHalf2(float a, float b) {
-  const __half2 h = __floats2half2_rn(a, b);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
-__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
-  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 // Shared-memory layout of one staged K head block: swizzled planes (padded to 128 B), then
 // idx and meta at their global relative offsets.
-__host__ __device__ constexpr int RoundUp(int x, int m) { return (x + m - 1) / m * m; }
 struct StageLayout {
   int k_planes;  // bytes of swizzled dense+sparse planes, padded to 128
   int k_bytes;   // staged K block bytes
@@ -141,504 +62,8 @@ __host__ __device__ inline StageLayout MakeStageLayout(const KittyGeometry& g) {
   return l;
 }
 
-// Swizzled byte offset of word `w` (4 bytes) of 32-byte row `row`; rows of one 128-byte line
-// share a key. kShift = 2 (key = row/4 % 4, K) or 5 (key = row/32 % 4, V tokens).
-template <int kShift>
-__device__ __forceinline__ int Swz32(int row, int w) {
-  const int line = row >> 2;
-  const int chunk = ((row & 3) << 1) | (w >> 2);
-  const int key = ((row >> kShift) & 3) << 1;
-  return line * 128 + ((chunk ^ key) << 4) + ((w & 3) << 2);
-}
-
-template <typename T, int D, bool kQuant, bool kSparse>
-struct AttnKernel {
-  static constexpr int kKSteps = D / 16;
-  static constexpr int kMTiles = D / 16;  // PV tiles over channels
-  static constexpr int kCpt = D / 8;      // channels per thread in the O accumulator
-
-  struct Warp {
-    int lane, r, c4;
-    float m_h, l_h, bias_h;   // online softmax of head r (lane/4), log2 domain
-    float o[kMTiles][4];      // O^T fragment: (channel, head) per the PV mapping
-    uint32_t qh[kKSteps][2];  // q fragment (fp16) of head r for its 4 channels per k-step
-  };
-
-  // ---- fp32 FMA path: scores of n full-precision K rows --------------------------------------
-  template <typename RowFn>
-  static __device__ void ScoresFp(const Warp& w, const float* qs, float* sc, int n, int g,
-                                  float sl2, RowFn row) {
-    for (int base = 0; base < kP; base += 32) {
-      const int t = base + w.lane;
-      float acc[kG];
-#pragma unroll
-      for (int h = 0; h < kG; ++h) acc[h] = 0.0f;
-      if (t < n) {
-        const uint4* k = reinterpret_cast<const uint4*>(row(t));
-        uint4 raw[D / 8];
-#pragma unroll
-        for (int x = 0; x < D / 8; ++x) raw[x] = k[x];
-#pragma unroll
-        for (int d = 0; d < D; d += 8) {
-          float kv[8];
-          Load8(reinterpret_cast<const T*>(&raw[d / 8]), kv);
-#pragma unroll
-          for (int h = 0; h < kG; ++h) {
-            if (h < g) {
-              const float4 qa = *reinterpret_cast<const float4*>(qs + h * D + d);
-              const float4 qb = *reinterpret_cast<const float4*>(qs + h * D + d + 4);
-              acc[h] += qa.x * kv[0] + qa.y * kv[1] + qa.z * kv[2] + qa.w * kv[3] + qb.x * kv[4] +
-                        qb.y * kv[5] + qb.z * kv[6] + qb.w * kv[7];
-            }
-          }
-        }
-      }
-      const int u = 8 * (t & 15) + (t >> 4);
-#pragma unroll
-      for (int h = 0; h < kG; ++h) sc[h * kScStride + u] = t < n ? acc[h] * sl2 : -INFINITY;
-    }
-  }
-
-  // ---- tensor-core path: scores of one staged quantized K head block ---------------------
-  static __device__ void ScoresQuant(const Warp& w, const KittyGeometry& geo,
-                                     const uint8_t* ks_smem, const StageLayout& lay, float* sc,
-                                     float sl2) {
-    const uint8_t* idx_s = ks_smem + lay.k_planes;
-    const uint8_t* meta_s = idx_s + (geo.k_meta_offset - geo.k_idx_offset);
-    const int db = geo.boost_channels;
-    float acc[8][4];
-#pragma unroll
-    for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
-#pragma unroll
-    for (int ks = 0; ks < kKSteps; ++ks) {
-      const int ch = ks * 16 + 4 * w.c4;
-      const uint4 meta = *reinterpret_cast<const uint4*>(meta_s + 4 * ch);
-      // (scale, min) pairs per channel: low half = scale, high half = min.
-      const uint32_t s01 = __byte_perm(meta.x, meta.y, 0x5410);
-      const uint32_t s23 = __byte_perm(meta.z, meta.w, 0x5410);
-      const uint32_t m01 = __byte_perm(meta.x, meta.y, 0x7632);
-      const uint32_t m23 = __byte_perm(meta.z, meta.w, 0x7632);
-      const uint32_t b0 = w.qh[ks][0], b1 = w.qh[ks][1];
-      uint32_t wd[4], ws[4] = {0, 0, 0, 0};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + Swz32<2>(ch + j, w.r));
-      }
-      if constexpr (kSparse) {
-        const uint32_t idx4 = *reinterpret_cast<const uint32_t*>(idx_s + ch);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const int rank = (idx4 >> (8 * j)) & 0xff;
-          if (rank < db) {
-            ws[j] = *reinterpret_cast<const uint32_t*>(ks_smem + Swz32<2>(D + rank, w.r));
-          }
-        }
-      }
-      const uint32_t x01 = __byte_perm(wd[0], wd[1], 0x5410),
-                     y01 = __byte_perm(wd[0], wd[1], 0x7632);
-      const uint32_t x23 = __byte_perm(wd[2], wd[3], 0x5410),
-                     y23 = __byte_perm(wd[2], wd[3], 0x7632);
-      const uint32_t sx01 = __byte_perm(ws[0], ws[1], 0x5410),
-                     sy01 = __byte_perm(ws[0], ws[1], 0x7632);
-      const uint32_t sx23 = __byte_perm(ws[2], ws[3], 0x5410),
-                     sy23 = __byte_perm(ws[2], ws[3], 0x7632);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        Mma16816(acc[i], Dequant2(Codes<kSparse>(x01, sx01, i), s01, m01),
-                 Dequant2(Codes<kSparse>(y01, sy01, i), s01, m01),
-                 Dequant2(Codes<kSparse>(x23, sx23, i), s23, m23),
-                 Dequant2(Codes<kSparse>(y23, sy23, i), s23, m23), b0, b1);
-      }
-    }
-    const float bias0 = 0.0f, bias1 = 0.0f;
-    float* sc0 = sc + (2 * w.c4) * kScStride;
-    float* sc1 = sc0 + kScStride;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const int u0 = 8 * i + w.r, u1 = 64 + 8 * i + w.r;
-      sc0[u0] = (acc[i][0] + bias0) * sl2;
-      sc1[u0] = (acc[i][1] + bias1) * sl2;
-      sc0[u1] = (acc[i][2] + bias0) * sl2;
-      sc1[u1] = (acc[i][3] + bias1) * sl2;
-    }
-  }
-
-  // ---- online softmax over the chunk's scores; rescales O ---------------------------------
-  static __device__ void Softmax(Warp& w, float* sc) {
-    float* row = sc + w.r * kScStride;
-    float mx = -INFINITY;
-#pragma unroll 8
-    for (int k = 0; k < 32; ++k) mx = fmaxf(mx, row[w.c4 + 4 * k]);
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float m_new = fmaxf(w.m_h, mx);
-    const float alpha = exp2f(w.m_h - m_new);  // 0 when m_h = -inf
-    float sum = 0.0f;
-#pragma unroll 8
-    for (int k = 0; k < 32; ++k) {
-      const float p = exp2f(row[w.c4 + 4 * k] - m_new);
-      row[w.c4 + 4 * k] = p;
-      sum += p;
-    }
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    w.l_h = w.l_h * alpha + sum;
-    w.bias_h *= alpha;
-    w.m_h = m_new;
-    const float a0 = __shfl_sync(0xffffffffu, alpha, 8 * w.c4);
-    const float a1 = __shfl_sync(0xffffffffu, alpha, 8 * w.c4 + 4);
-#pragma unroll
-    for (int m = 0; m < kMTiles; ++m) {
-      w.o[m][0] *= a0;
-      w.o[m][1] *= a1;
-      w.o[m][2] *= a0;
-      w.o[m][3] *= a1;
-    }
-    __syncwarp();
-  }
-
-  // ---- fp32 FMA path: O += P V over n full-precision V rows ------------------------------
-  template <typename RowFn>
-  static __device__ void PvFp(Warp& w, const float* sc, int n, RowFn row) {
-    const float* p0s = sc + (2 * w.c4) * kScStride;
-    const float* p1s = p0s + kScStride;
-    constexpr int kBatch = 8;       // rows in flight per lane
-    constexpr int kVec = kCpt / 8;  // 16-byte loads per row
-    for (int t0 = 0; t0 < n; t0 += kBatch) {
-      uint4 raw[kBatch][kVec];
-#pragma unroll
-      for (int b = 0; b < kBatch; ++b) {
-        const int t = t0 + b;
-        if (t < n) {
-          const uint4* v = reinterpret_cast<const uint4*>(row(t) + kCpt * w.r);
-#pragma unroll
-          for (int x = 0; x < kVec; ++x) raw[b][x] = v[x];
-        } else {
-#pragma unroll
-          for (int x = 0; x < kVec; ++x) raw[b][x] = make_uint4(0, 0, 0, 0);
-        }
-      }
-#pragma unroll
-      for (int b = 0; b < kBatch; ++b) {
-        const int t = t0 + b;
-        const int u = 8 * (t & 15) + (t >> 4);
-        const float p0 = t < n ? p0s[u] : 0.0f, p1 = t < n ? p1s[u] : 0.0f;
-        float vf[kCpt];
-#pragma unroll
-        for (int x = 0; x < kVec; ++x) Load8(reinterpret_cast<const T*>(&raw[b][x]), vf + 8 * x);
-#pragma unroll
-        for (int e = 0; e < kCpt; ++e) {
-          const int m = e % kMTiles, hi = e / kMTiles;
-          w.o[m][2 * hi] += p0 * vf[e];
-          w.o[m][2 * hi + 1] += p1 * vf[e];
-        }
-      }
-    }
-  }
-
-  // ---- tensor-core path: O += P V̂ over one staged quantized V head block -----------------
-  static __device__ void PvQuant(Warp& w, const KittyGeometry& geo, const uint8_t* vs_smem,
-                                 const float* sc) {
-    const uint8_t* meta_s = vs_smem + geo.v_meta_offset;
-    const float* prow = sc + w.r * kScStride;
-#pragma unroll
-    for (int ks = 0; ks < 8; ++ks) {
-      const int t0 = 32 * w.c4 + ks;  // k-rows 2c4, 2c4+1, 2c4+8, 2c4+9 -> t0, t0+16, t0+8, t0+24
-      const int tok[4] = {t0, t0 + 16, t0 + 8, t0 + 24};
-      const float2 pa = *reinterpret_cast<const float2*>(prow + 8 * ks + 2 * w.c4);
-      const float2 pb = *reinterpret_cast<const float2*>(prow + 64 + 8 * ks + 2 * w.c4);
-      const float p[4] = {pa.x, pa.y, pb.x, pb.y};
-      uint32_t wd[4], meta[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        meta[j] = *reinterpret_cast<const uint32_t*>(meta_s + 4 * tok[j]);
-        if constexpr (D == 128) {
-          wd[j] = *reinterpret_cast<const uint32_t*>(vs_smem + Swz32<5>(tok[j], w.r));
-        } else {
-          wd[j] = *reinterpret_cast<const uint16_t*>(vs_smem + tok[j] * (D / 4) + 2 * w.r);
-        }
-      }
-      const uint32_t b0 = PackHalf2(p[0], p[1]), b1 = PackHalf2(p[2], p[3]);
-      const uint32_t s01 = __byte_perm(meta[0], meta[1], 0x5410),
-                     m01 = __byte_perm(meta[0], meta[1], 0x7632);
-      const uint32_t s23 = __byte_perm(meta[2], meta[3], 0x5410),
-                     m23 = __byte_perm(meta[2], meta[3], 0x7632);
-      uint32_t x01, y01, x23, y23;
-      if constexpr (D == 128) {
-        x01 = __byte_perm(wd[0], wd[1], 0x5410);
-        y01 = __byte_perm(wd[0], wd[1], 0x7632);
-        x23 = __byte_perm(wd[2], wd[3], 0x5410);
-        y23 = __byte_perm(wd[2], wd[3], 0x7632);
-      } else {  // 16-bit words: low byte = channels 8r..8r+3, high byte = 8r+4..8r+7
-        x01 = (wd[0] & 0xffu) | ((wd[1] & 0xffu) << 16);
-        y01 = (wd[0] >> 8) | ((wd[1] >> 8) << 16);
-        x23 = (wd[2] & 0xffu) | ((wd[3] & 0xffu) << 16);
-        y23 = (wd[2] >> 8) | ((wd[3] >> 8) << 16);
-      }
-#pragma unroll
-      for (int m = 0; m < kMTiles; ++m) {
-        Mma16816(w.o[m], Dequant2(Codes<false>(x01, 0, m), s01, m01),
-                 Dequant2(Codes<false>(y01, 0, m), s01, m01),
-                 Dequant2(Codes<false>(x23, 0, m), s23, m23),
-                 Dequant2(Codes<false>(y23, 0, m), s23, m23), b0, b1);
-      }
-    }
-  }
-};
-
-// Chunk kinds of one item (see the header of this file).
-struct ItemChunks {
-  int n_sink, n_pair, n_kv, n_tail_chunks, tail_rows, total;
-};
-__device__ __forceinline__ ItemChunks CountChunks(const KittySeqDesc& s, const KittyQueryItem& it) {
-  ItemChunks c;
-  c.n_sink = s.sink_tokens > 0 ? 1 : 0;
-  c.n_pair = s.num_v_pages;
-  c.n_kv = s.num_k_pages - s.num_v_pages;
-  c.tail_rows = s.k_tail_tokens + it.num_new;
-  c.n_tail_chunks = (c.tail_rows + kP - 1) / kP;
-  c.total = c.n_sink + c.n_pair + c.n_kv + c.n_tail_chunks;
-  return c;
-}
-
-template <typename T, int D, bool kQuant, bool kSparse>
-__global__ void __launch_bounds__(kWarps * 32)
-    KittyAttentionKernel(KittyGeometry geo, KittyAttentionBatch batch, int chunks_per_split,
-                         float* __restrict__ ws) {
-  using K = AttnKernel<T, D, kQuant, kSparse>;
-  extern __shared__ __align__(16) uint8_t smem[];
-  const StageLayout lay = MakeStageLayout(geo);
-  const int warp = threadIdx.x / 32;
-  const int split = blockIdx.x, kvh = blockIdx.y, item_id = blockIdx.z;
-  const int hkv = geo.num_kv_heads, hq = geo.num_q_heads, g = hq / hkv;
-  const int S = geo.sink_capacity;
-
-  float* qs = reinterpret_cast<float*>(smem);         // [8][D]
-  float* sc = qs + kG * D + warp * (kG * kScStride);  // per warp [8][132]
-  uint8_t* stages = reinterpret_cast<uint8_t*>(qs + kG * D + kWarps * kG * kScStride) +
-                    warp * (kQuant ? 2 * lay.stage : 0);
-
-  const KittyQueryItem item = batch.items[item_id];
-  const KittySeqDesc seq = batch.seqs[item.seq];
-  const T* q = static_cast<const T*>(batch.q) + (static_cast<int64_t>(item_id) * hq + kvh * g) * D;
-  for (int e = threadIdx.x; e < kG * D; e += blockDim.x) {
-    const int h = e / D;
-    qs[e] = h < g ? ToF(q[e]) : 0.0f;
-  }
-  __syncthreads();
-
-  typename K::Warp w;
-  w.lane = threadIdx.x & 31;
-  w.r = w.lane >> 2;
-  w.c4 = w.lane & 3;
-  w.m_h = -INFINITY;
-  w.l_h = 0.0f;
-  w.bias_h = 0.0f;
-#pragma unroll
-  for (int m = 0; m < K::kMTiles; ++m) w.o[m][0] = w.o[m][1] = w.o[m][2] = w.o[m][3] = 0.0f;
-  if constexpr (kQuant) {
-#pragma unroll
-    for (int ks = 0; ks < K::kKSteps; ++ks) {
-      const float* qr = qs + w.r * D + ks * 16 + 4 * w.c4;
-      w.qh[ks][0] = PackHalf2(qr[0], qr[1]);
-      w.qh[ks][1] = PackHalf2(qr[2], qr[3]);
-    }
-  }
-
-  const ItemChunks ch = CountChunks(seq, item);
-  const int c_begin = split * chunks_per_split;
-  const int c_end = min(ch.total, c_begin + chunks_per_split);
-  const float sl2 = batch.scale * kLog2e;
-
-  const int64_t elems_sink = static_cast<int64_t>(S) * D;
-  const T* sink_k = static_cast<const T*>(batch.pools.sink) +
-                    (static_cast<int64_t>(seq.slot) * 2 * hkv + kvh) * elems_sink;
-  const T* sink_v = sink_k + hkv * elems_sink;
-  const T* k_tail = static_cast<const T*>(batch.pools.k_tail) +
-                    (static_cast<int64_t>(seq.slot) * hkv + kvh) * kP * D;
-  const T* v_tail = static_cast<const T*>(batch.pools.v_tail) +
-                    (static_cast<int64_t>(seq.slot) * hkv + kvh) * geo.v_tail_capacity * D;
-  const T* k_new =
-      static_cast<const T*>(batch.k_new) + (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
-  const T* v_new =
-      static_cast<const T*>(batch.v_new) + (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
-  const int64_t new_stride = static_cast<int64_t>(hkv) * D;
-  const int32_t* k_ids = batch.k_page_ids + seq.page_offset;
-  const int32_t* v_ids = batch.v_page_ids + seq.page_offset;
-  const int first_page_chunk = ch.n_sink;
-  const int first_tail_chunk = ch.n_sink + ch.n_pair + ch.n_kv;
-
-  // Stages a quantized chunk's page head blocks (K page and, for paired chunks, V page).
-  auto issue = [&](int c, uint8_t* stage) {
-    if constexpr (kQuant) {
-      if (c < first_page_chunk || c >= first_tail_chunk) return;
-      const int i = c - first_page_chunk;
-      const uint8_t* kb = batch.pools.k_pages + static_cast<int64_t>(k_ids[i]) * geo.k_page_bytes +
-                          static_cast<int64_t>(kvh) * geo.k_head_bytes;
-      const int plane_chunks = geo.k_idx_offset / 16, k_chunks = geo.k_head_bytes / 16;
-      for (int x = w.lane; x < k_chunks; x += 32) {
-        int dst;
-        if (x < plane_chunks) {
-          const int line = x >> 3;
-          dst = line * 128 + (((x & 7) ^ ((line & 3) << 1)) << 4);
-        } else {
-          dst = lay.k_planes + (x - plane_chunks) * 16;
-        }
-        CpAsync16(stage + dst, kb + 16 * x);
-      }
-      if (i < ch.n_pair) {
-        const uint8_t* vb = batch.pools.v_pages +
-                            static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes +
-                            static_cast<int64_t>(kvh) * geo.v_head_bytes;
-        uint8_t* vs = stage + lay.k_bytes;
-        const int code_chunks = geo.v_meta_offset / 16, v_chunks = geo.v_head_bytes / 16;
-        for (int x = w.lane; x < v_chunks; x += 32) {
-          int dst = 16 * x;
-          if (D == 128 && x < code_chunks) {
-            const int line = x >> 3;
-            dst = line * 128 + (((x & 7) ^ (((line >> 3) & 3) << 1)) << 4);
-          }
-          CpAsync16(vs + dst, vb + 16 * x);
-        }
-      }
-    }
-  };
-
-  int it = 0;
-  if (c_begin + warp < c_end) issue(c_begin + warp, stages);
-  if constexpr (kQuant) CpAsyncCommit();
-  for (int c = c_begin + warp; c < c_end; c += kWarps, ++it) {
-    uint8_t* stage = stages + (it & 1) * lay.stage;
-    if constexpr (kQuant) {
-      if (c + kWarps < c_end) issue(c + kWarps, stages + ((it + 1) & 1) * lay.stage);
-      CpAsyncCommit();
-      CpAsyncWait<1>();
-      __syncwarp();
-    }
-    if (c < first_page_chunk) {  // sink
-      const int n = seq.sink_tokens;
-      K::ScoresFp(w, qs, sc, n, g, sl2, [&](int t) { return sink_k + t * D; });
-      __syncwarp();
-      K::Softmax(w, sc);
-      K::PvFp(w, sc, n, [&](int t) { return sink_v + t * D; });
-    } else if (c < first_tail_chunk) {
-      const int i = c - first_page_chunk;
-      if constexpr (kQuant) {
-        K::ScoresQuant(w, geo, stage, lay, sc, sl2);
-      } else {
-        const T* kp = reinterpret_cast<const T*>(
-                          batch.pools.k_pages + static_cast<int64_t>(k_ids[i]) * geo.k_page_bytes) +
-                      static_cast<int64_t>(kvh) * kP * D;
-        K::ScoresFp(w, qs, sc, kP, g, sl2, [&](int t) { return kp + t * D; });
-      }
-      __syncwarp();
-      K::Softmax(w, sc);
-      if (i < ch.n_pair) {
-        if constexpr (kQuant) {
-          K::PvQuant(w, geo, stage + lay.k_bytes, sc);
-        } else {
-          const T* vp =
-              reinterpret_cast<const T*>(batch.pools.v_pages +
-                                         static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes) +
-              static_cast<int64_t>(kvh) * kP * D;
-          K::PvFp(w, sc, kP, [&](int t) { return vp + t * D; });
-        }
-      } else {  // K page without its V page: V rows from the head of the V tail
-        const T* vt = v_tail + static_cast<int64_t>(i - ch.n_pair) * kP * D;
-        K::PvFp(w, sc, kP, [&](int t) { return vt + t * D; });
-      }
-    } else {  // tail rows: K tail then new tokens
-      const int r0 = (c - first_tail_chunk) * kP;
-      const int n = min(kP, ch.tail_rows - r0);
-      const int ck = seq.k_tail_tokens;
-      const T* vt = v_tail + static_cast<int64_t>(ch.n_kv) * kP * D;
-      K::ScoresFp(w, qs, sc, n, g, sl2, [&](int t) {
-        const int rr = r0 + t;
-        return rr < ck ? k_tail + rr * D : k_new + (rr - ck) * new_stride;
-      });
-      __syncwarp();
-      K::Softmax(w, sc);
-      K::PvFp(w, sc, n, [&](int t) {
-        const int rr = r0 + t;
-        return rr < ck ? vt + rr * D : v_new + (rr - ck) * new_stride;
-      });
-    }
-    __syncwarp();
-  }
-  if constexpr (kQuant) CpAsyncWait<0>();
-
-  // ---- merge the 4 warps ----------------------------------------------------------------
-  __syncthreads();  // all warps done with their stages and score buffers
-  float* mo = reinterpret_cast<float*>(qs + kG * D);  // [warps][8][D] (reuses sc/stages)
-  float* ml = mo + kWarps * kG * D;                   // [warps][8][2]
-  {
-    const float b0 = __shfl_sync(0xffffffffu, w.bias_h, 8 * w.c4);
-    const float b1 = __shfl_sync(0xffffffffu, w.bias_h, 8 * w.c4 + 4);
-    float* o0 = mo + (warp * kG + 2 * w.c4) * D + K::kCpt * w.r;
-    float* o1 = o0 + D;
-#pragma unroll
-    for (int e = 0; e < K::kCpt; ++e) {
-      const int m = e % K::kMTiles, hi = e / K::kMTiles;
-      o0[e] = w.o[m][2 * hi] + b0;
-      o1[e] = w.o[m][2 * hi + 1] + b1;
-    }
-    if (w.c4 == 0) {
-      ml[(warp * kG + w.r) * 2] = w.m_h;
-      ml[(warp * kG + w.r) * 2 + 1] = w.l_h;
-    }
-  }
-  __syncthreads();
-  const int num_splits = gridDim.x;
-  for (int e = threadIdx.x; e < g * D; e += blockDim.x) {
-    const int h = e / D, d = e % D;
-    float M = -INFINITY;
-#pragma unroll
-    for (int x = 0; x < kWarps; ++x) M = fmaxf(M, ml[(x * kG + h) * 2]);
-    float L = 0.0f, O = 0.0f;
-    if (M != -INFINITY) {
-#pragma unroll
-      for (int x = 0; x < kWarps; ++x) {
-        const float f = exp2f(ml[(x * kG + h) * 2] - M);
-        L += f * ml[(x * kG + h) * 2 + 1];
-        O += f * mo[(x * kG + h) * D + d];
-      }
-    }
-    const int64_t head = static_cast<int64_t>(item_id) * hq + kvh * g + h;
-    if (num_splits == 1) {
-      static_cast<T*>(batch.out)[head * D + d] = FromF<T>(O / L);
-    } else {
-      float* wo = ws + (head * num_splits + split) * (D + 2);
-      wo[2 + d] = O;
-      if (d == 0) {
-        wo[0] = M;
-        wo[1] = L;
-      }
-    }
-  }
-}
-
-// Merges the splits: grid (items, Hq), block D.
-template <typename T, int D>
-__global__ void KittyMergeKernel(const float* __restrict__ ws, int num_splits, void* out) {
-  const int64_t head = static_cast<int64_t>(blockIdx.x) * gridDim.y + blockIdx.y;
-  const int d = threadIdx.x;
-  const float* base = ws + head * num_splits * (D + 2);
-  float M = -INFINITY;
-  for (int s = 0; s < num_splits; ++s) M = fmaxf(M, base[s * (D + 2)]);
-  float L = 0.0f, O = 0.0f;
-  for (int s = 0; s < num_splits; ++s) {
-    const float m = base[s * (D + 2)];
-    if (m == -INFINITY) continue;
-    const float f = exp2f(m - M);
-    L += f * base[s * (D + 2) + 1];
-    O += f * base[s * (D + 2) + 2 + d];
-  }
-  static_cast<T*>(out)[head * D + d] = FromF<T>(O / L);
-}
-
 // =====================================================================================
-// V2 kernel (issue 7 performance pass). Same grid, staging and online softmax as the kernel
-// above; what changes is the arithmetic per chunk:
+// V2 kernel (issue 7 performance pass). Per chunk:
 //  - Quantized pages: scale and min are folded out of the dequant (exact algebra):
 //      K: score_t = sum_d (q_d s_d) c_td + sum_d q_d m_d   (per-channel s, m of the page)
 //      V: o_d     = sum_t (p_t s_t) c_td + sum_t p_t m_t   (per-token s, m)
@@ -655,69 +80,6 @@ __global__ void KittyMergeKernel(const float* __restrict__ ws, int num_splits, v
 //  - O is kept as o = sum_t p' x per tile plus P1 = sum p', PM = sum p m per head:
 //      O = f_m (o - P1) + PM  (f_m per tile); full-precision rows add p v / f_m to o.
 // =====================================================================================
-constexpr uint32_t kOne2 = 0x3C003C00u;  // fp16x2 (1, 1)
-constexpr uint32_t kMk3 = 0x00C000C0u;   // code at mantissa bits 6-7 -> 1 + c/16
-constexpr uint32_t kMk4 = 0x03000300u;   // code at mantissa bits 8-9 -> 1 + c/4
-
-__device__ __forceinline__ uint32_t Lop1(uint32_t x, uint32_t m) { return (x & m) | kOne2; }
-
-// 16-bit halves with 8 codes each (byte 0 = codes 0-3, byte 1 = codes 4-7) as X and with the
-// bytes of each half swapped as Sw -> t[i] = fp16x2(1 + code_i / f_i), f_i = 4 (even i) / 16.
-__device__ __forceinline__ void Extract8(uint32_t X, uint32_t Sw, uint32_t* t) {
-  const uint32_t X4 = X >> 4, S4 = Sw >> 4;
-  t[0] = Lop1(Sw, kMk4);
-  t[1] = Lop1(S4, kMk3);
-  t[2] = Lop1(S4, kMk4);
-  t[3] = Lop1(X, kMk3);
-  t[4] = Lop1(X, kMk4);
-  t[5] = Lop1(X4, kMk3);
-  t[6] = Lop1(X4, kMk4);
-  t[7] = Lop1(Sw, kMk3);
-}
-// Halves whose two bytes both hold codes 0-3 -> t[i] for i < 4, same f_i rule.
-__device__ __forceinline__ void Extract4(uint32_t X, uint32_t* t) {
-  const uint32_t X4 = X >> 4;
-  t[0] = Lop1(X, kMk4);
-  t[1] = Lop1(X4, kMk3);
-  t[2] = Lop1(X4, kMk4);
-  t[3] = Lop1(X, kMk3);
-}
-
-template <typename T>
-__device__ __forceinline__ void MmaT(float* c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                     uint32_t b0, uint32_t b1) {
-  if constexpr (std::is_same_v<T, __half>) {
-    Mma16816(c, a0, a1, a2, a3, b0, b1);
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-  }
-}
-template <typename T>
-__device__ __forceinline__ uint32_t PackT2(float a, float b) {
-  if constexpr (std::is_same_v<T, __half>) {
-    return PackHalf2(a, b);
-  } else {
-    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-    return *reinterpret_cast<const uint32_t*>(&h);
-  }
-}
-__device__ __forceinline__ uint32_t HMul2(uint32_t a, uint32_t b) {
-  const __half2 r =
-      __hmul2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b));
-  return *reinterpret_cast<const uint32_t*>(&r);
-}
-__device__ __forceinline__ float TileF(int i) { return (i & 1) ? 16.0f : 4.0f; }
-// lo = fp16(a*b - hi) (exact residual of the fp16 product hi = fp16(a*b), barring underflow).
-__device__ __forceinline__ uint32_t HResid2(uint32_t a, uint32_t b, uint32_t hi) {
-  const __half2 r =
-      __hfma2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b),
-              __hneg2(*reinterpret_cast<const __half2*>(&hi)));
-  return *reinterpret_cast<const uint32_t*>(&r);
-}
 
 template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kKLo, bool kHoist>
 struct AttnV2 {
@@ -1304,21 +666,15 @@ size_t AttnSmemBytes(const KittyGeometry& g, int num_stages = 2) {
 }
 
 // Kernel implementation, chosen once per process by KITTY_ATTN_IMPL (for A/B timing):
-//   "v3"     V2 + hoisted shared-memory / cp.async addressing, q*s as fp16 hi+lo
+//   "v3"     (default) KittyAttentionKernelV2 with hoisted addressing, q*s as fp16 hi+lo
 //   "v3fast" v3 with q*s rounded to fp16 once (half the K mma; logits off by ~2^-12 relative)
-//   "v2"     V2, addresses recomputed per k-step, q*s as fp16 hi+lo
-//   "v2fast" v2 with q*s rounded to fp16 once
-//   "legacy" the fp16-dequant kernel above (reference-identical K^/V^ rounding)
-enum AttnImplId { kImplLegacy = 0, kImplV2 = 1, kImplV2Fast = 2, kImplV3 = 3, kImplV3Fast = 4 };
+enum AttnImplId { kImplV3 = 3, kImplV3Fast = 4 };
 constexpr int kDefaultImpl = kImplV3;
 int AttnImpl() {
   static const int impl = [] {
     const char* e = std::getenv("KITTY_ATTN_IMPL");
     if (e == nullptr) return kDefaultImpl;
     const std::string s(e);
-    if (s == "legacy") return int{kImplLegacy};
-    if (s == "v2") return int{kImplV2};
-    if (s == "v2fast") return int{kImplV2Fast};
     if (s == "v3") return int{kImplV3};
     if (s == "v3fast") return int{kImplV3Fast};
     return kDefaultImpl;
@@ -1329,25 +685,11 @@ int AttnImpl() {
 template <typename T, int D, bool kQuant, bool kSparse>
 cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
                        const KittySplitPlan& plan, void* workspace, cudaStream_t stream) {
-  void (*kernel)(KittyGeometry, KittyAttentionBatch, int, float*) = nullptr;
+  void (*kernel)(KittyGeometry, KittyAttentionBatch, int, float*) =
+      AttnImpl() == kImplV3Fast
+          ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, true>
+          : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>;
   const int num_stages = 2;
-  switch (AttnImpl()) {
-    case kImplLegacy:
-      kernel = KittyAttentionKernel<T, D, kQuant, kSparse>;
-      break;
-    case kImplV2:
-      kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, false>;
-      break;
-    case kImplV2Fast:
-      kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, false>;
-      break;
-    case kImplV3Fast:
-      kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, true>;
-      break;
-    default:
-      kernel = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>;
-      break;
-  }
   const size_t smem = AttnSmemBytes(g, num_stages);
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));

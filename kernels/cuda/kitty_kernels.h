@@ -16,8 +16,7 @@
 //     hi+lo pair; V: (p*s).c + p.m with p*s in fp16), i.e. exact math on the stored codes and
 //     fp16 (scale, min): within ~6e-4 (fp16) / ~3e-3 (bf16) relative of fp32 attention on the
 //     unrounded dequant. AttendCpu rounds K^/V^ to fp16 first, which alone moves outputs by up
-//     to ~2e-2 on outlier-heavy data (see kitty_cuda_gpu_test.cc). KITTY_ATTN_IMPL=legacy
-//     selects the earlier kernel that reproduces that rounding. q of a bf16 model must be
+//     to ~2e-2 on outlier-heavy data (see kitty_cuda_gpu_test.cc). q of a bf16 model must be
 //     within the fp16 range.
 //   - g = Hq/Hkv <= 8, head_dim 64 or 128.
 #ifndef KITTY_KERNELS_CUDA_KITTY_KERNELS_H_

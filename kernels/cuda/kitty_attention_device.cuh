@@ -1,0 +1,182 @@
+// File: kernels/cuda/kitty_attention_device.cuh
+// -----------------------------------------------------------------------------
+// Device helpers of the Kitty attention kernels (kitty_attention.cu), kept apart from the
+// kernels so that a new attention variant can share them: type conversions, mma.sync wrappers,
+// cp.async, the one-LOP3 code extraction (x = 1 + c/f, see kitty_attention.cu), the chunk
+// partition of one query item and the split-merge kernel. nvcc only.
+#ifndef KITTY_KERNELS_CUDA_KITTY_ATTENTION_DEVICE_CUH_
+#define KITTY_KERNELS_CUDA_KITTY_ATTENTION_DEVICE_CUH_
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/cuda/kitty_params.h"
+
+namespace kitty::kernels::cuda::attn {
+
+inline constexpr int kP = 128;
+inline constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ float ToF(__half x) { return __half2float(x); }
+__device__ __forceinline__ float ToF(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T>
+__device__ __forceinline__ T FromF(float x);
+template <>
+__device__ __forceinline__ __half FromF<__half>(float x) {
+  return __float2half_rn(x);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 FromF<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+__device__ __forceinline__ void Mma16816(float* c, uint32_t a0, uint32_t a1, uint32_t a2,
+                                         uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t PackHalf2(float a, float b) {
+  const __half2 h = __floats2half2_rn(a, b);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__host__ __device__ constexpr int RoundUp(int x, int m) { return (x + m - 1) / m * m; }
+
+// Swizzled byte offset of word `w` (4 bytes) of 32-byte row `row`; rows of one 128-byte line
+// share a key. kShift = 2 (key = row/4 % 4, K) or 5 (key = row/32 % 4, V tokens).
+template <int kShift>
+__device__ __forceinline__ int Swz32(int row, int w) {
+  const int line = row >> 2;
+  const int chunk = ((row & 3) << 1) | (w >> 2);
+  const int key = ((row >> kShift) & 3) << 1;
+  return line * 128 + ((chunk ^ key) << 4) + ((w & 3) << 2);
+}
+
+// Chunk kinds of one item (see the header of this file).
+struct ItemChunks {
+  int n_sink, n_pair, n_kv, n_tail_chunks, tail_rows, total;
+};
+__device__ __forceinline__ ItemChunks CountChunks(const KittySeqDesc& s, const KittyQueryItem& it) {
+  ItemChunks c;
+  c.n_sink = s.sink_tokens > 0 ? 1 : 0;
+  c.n_pair = s.num_v_pages;
+  c.n_kv = s.num_k_pages - s.num_v_pages;
+  c.tail_rows = s.k_tail_tokens + it.num_new;
+  c.n_tail_chunks = (c.tail_rows + kP - 1) / kP;
+  c.total = c.n_sink + c.n_pair + c.n_kv + c.n_tail_chunks;
+  return c;
+}
+
+// Merges the splits: grid (items, Hq), block D.
+template <typename T, int D>
+__global__ void KittyMergeKernel(const float* __restrict__ ws, int num_splits, void* out) {
+  const int64_t head = static_cast<int64_t>(blockIdx.x) * gridDim.y + blockIdx.y;
+  const int d = threadIdx.x;
+  const float* base = ws + head * num_splits * (D + 2);
+  float M = -INFINITY;
+  for (int s = 0; s < num_splits; ++s) M = fmaxf(M, base[s * (D + 2)]);
+  float L = 0.0f, O = 0.0f;
+  for (int s = 0; s < num_splits; ++s) {
+    const float m = base[s * (D + 2)];
+    if (m == -INFINITY) continue;
+    const float f = exp2f(m - M);
+    L += f * base[s * (D + 2) + 1];
+    O += f * base[s * (D + 2) + 2 + d];
+  }
+  static_cast<T*>(out)[head * D + d] = FromF<T>(O / L);
+}
+
+inline constexpr uint32_t kOne2 = 0x3C003C00u;  // fp16x2 (1, 1)
+inline constexpr uint32_t kMk3 = 0x00C000C0u;   // code at mantissa bits 6-7 -> 1 + c/16
+inline constexpr uint32_t kMk4 = 0x03000300u;   // code at mantissa bits 8-9 -> 1 + c/4
+
+// (x & kM) | kOne2 as ONE lop3: written as C++ it compiles to two LOP3 (SASS encodes a single
+// 32-bit immediate and ptxas would not keep kOne2 in a register), which doubled the code
+// extraction cost (SASS of the attention kernel, 2026-12-02; docs/PERFORMANCE.md).
+template <uint32_t kM>
+__device__ __forceinline__ uint32_t Lop1(uint32_t x) {
+  uint32_t one, d;
+  asm("mov.b32 %0, 0x3C003C00;" : "=r"(one));
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(x), "n"(kM), "r"(one));
+  return d;
+}
+
+// 16-bit halves with 8 codes each (byte 0 = codes 0-3, byte 1 = codes 4-7) as X and with the
+// bytes of each half swapped as Sw -> t[i] = fp16x2(1 + code_i / f_i), f_i = 4 (even i) / 16.
+__device__ __forceinline__ void Extract8(uint32_t X, uint32_t Sw, uint32_t* t) {
+  const uint32_t X4 = X >> 4, S4 = Sw >> 4;
+  t[0] = Lop1<kMk4>(Sw);
+  t[1] = Lop1<kMk3>(S4);
+  t[2] = Lop1<kMk4>(S4);
+  t[3] = Lop1<kMk3>(X);
+  t[4] = Lop1<kMk4>(X);
+  t[5] = Lop1<kMk3>(X4);
+  t[6] = Lop1<kMk4>(X4);
+  t[7] = Lop1<kMk3>(Sw);
+}
+// Halves whose two bytes both hold codes 0-3 -> t[i] for i < 4, same f_i rule.
+__device__ __forceinline__ void Extract4(uint32_t X, uint32_t* t) {
+  const uint32_t X4 = X >> 4;
+  t[0] = Lop1<kMk4>(X);
+  t[1] = Lop1<kMk3>(X4);
+  t[2] = Lop1<kMk4>(X4);
+  t[3] = Lop1<kMk3>(X);
+}
+
+template <typename T>
+__device__ __forceinline__ void MmaT(float* c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                     uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    Mma16816(c, a0, a1, a2, a3, b0, b1);
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+}
+template <typename T>
+__device__ __forceinline__ uint32_t PackT2(float a, float b) {
+  if constexpr (std::is_same_v<T, __half>) {
+    return PackHalf2(a, b);
+  } else {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  }
+}
+__device__ __forceinline__ uint32_t HMul2(uint32_t a, uint32_t b) {
+  const __half2 r =
+      __hmul2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b));
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
+__device__ __forceinline__ float TileF(int i) { return (i & 1) ? 16.0f : 4.0f; }
+// lo = fp16(a*b - hi) (exact residual of the fp16 product hi = fp16(a*b), barring underflow).
+__device__ __forceinline__ uint32_t HResid2(uint32_t a, uint32_t b, uint32_t hi) {
+  const __half2 r =
+      __hfma2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b),
+              __hneg2(*reinterpret_cast<const __half2*>(&hi)));
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
+
+}  // namespace kitty::kernels::cuda::attn
+
+#endif  // KITTY_KERNELS_CUDA_KITTY_ATTENTION_DEVICE_CUH_
