@@ -14,25 +14,13 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/cuda/device_convert.cuh"
 #include "kernels/cuda/kitty_params.h"
 
 namespace kitty::kernels::cuda::attn {
 
 inline constexpr int kP = 128;
 inline constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ float ToF(__half x) { return __half2float(x); }
-__device__ __forceinline__ float ToF(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T>
-__device__ __forceinline__ T FromF(float x);
-template <>
-__device__ __forceinline__ __half FromF<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 FromF<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
 
 __device__ __forceinline__ void Mma16816(float* c, uint32_t a0, uint32_t a1, uint32_t a2,
                                          uint32_t a3, uint32_t b0, uint32_t b1) {

@@ -12,15 +12,13 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/device_convert.cuh"
 #include "kernels/cuda/kitty_launch.h"
 
 namespace kitty::kernels::cuda {
 namespace {
 
 constexpr int kP = 128;
-
-__device__ __forceinline__ float ToF(__half x) { return __half2float(x); }
-__device__ __forceinline__ float ToF(__nv_bfloat16 x) { return __bfloat162float(x); }
 
 __device__ __forceinline__ uint8_t QuantCode(float x, float mn, float scale, float levels) {
   float q = floorf(__fadd_rn(__fdiv_rn(__fsub_rn(x, mn), scale), 0.5f));

@@ -8,33 +8,13 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/cuda/device_convert.cuh"
 #include "kernels/cuda/model_ops.h"
 
 namespace kitty::kernels::cuda {
 namespace {
 
 constexpr int kP = 128;  // tokens per page
-
-template <typename T>
-__device__ __forceinline__ float ToF(T x);
-template <>
-__device__ __forceinline__ float ToF<__half>(__half x) {
-  return __half2float(x);
-}
-template <>
-__device__ __forceinline__ float ToF<__nv_bfloat16>(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-template <typename T>
-__device__ __forceinline__ T FromF(float x);
-template <>
-__device__ __forceinline__ __half FromF<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 FromF<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
 
 template <typename F>
 cudaError_t DispatchElem(ModelElem elem, F&& f) {

@@ -105,3 +105,12 @@ run q4b_8127_auto 180 --model synthetic:qwen3-4b --kv-cache-memory 60000000000 -
 run q4b_8127_kivi2 340 --model synthetic:qwen3-4b --kv-cache-memory 60000000000 --input-len 65 --output-len 8127 --kv-cache-dtype kivi2
 step done
 
+
+# ---- .dev/call6.sh (after the device_convert.cuh refactor)
+source .dev/run.sh
+rm -rf /tmp/k; mkdir -p /tmp/k; tar -xJf .dev/carry/b.tar.xz -C /tmp/k
+step tests
+timeout 60 $B/kitty_cuda_gpu_test > $R/kitty_cuda_gpu_test.log 2>&1; echo "kitty_cuda rc=$?"; grep -E "PASSED|FAILED" $R/kitty_cuda_gpu_test.log
+timeout 90 $B/cuda_runner_gpu_test > $R/cuda_runner_gpu_test.log 2>&1; echo "runner rc=$?"; grep -E "PASSED|FAILED|SKIPPED \]" $R/cuda_runner_gpu_test.log | head -4
+timeout 40 $B/engine_gpu_test > $R/engine_gpu_test.log 2>&1; echo "engine rc=$?"; grep -E "PASSED|FAILED" $R/engine_gpu_test.log
+step done
