@@ -223,10 +223,9 @@ int Main(int argc, char** argv) {
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   const double copy_bw = no_copy ? 4228e9 : CopyBandwidth();  // --no-copy: last measured value
-  const char* impl = std::getenv("KITTY_ATTN_IMPL");
-  std::printf(
-      "kernel impl: %s, CTAs/SM target: %s\n", impl ? impl : "default",
-      std::getenv("KITTY_ATTN_CTAS_PER_SM") ? std::getenv("KITTY_ATTN_CTAS_PER_SM") : "default");
+  std::printf("CTAs/SM target: %s\n", std::getenv("KITTY_ATTN_CTAS_PER_SM")
+                                          ? std::getenv("KITTY_ATTN_CTAS_PER_SM")
+                                          : "default");
   std::printf("device: %s, %d SMs; D2D copy bandwidth (read+write) %.0f GB/s\n", prop.name,
               prop.multiProcessorCount, copy_bw / 1e9);
   std::printf("| mode | batch x ctx | time (us) | bytes read (MB) | GB/s | %% of copy |\n");

@@ -18,11 +18,12 @@
 //                                   16ks + 4c4 + (0,1,2,3)
 //   PV (rows = channels, n = heads): tile m row r -> channel (D/8)r + m, row r+8 -> (D/8)r+D/16+m;
 //                                   k-step ks k-rows -> tokens 32c4+ks + (0,16,8,24)
-// Scores live in shared memory as sc[head][u(t)], u(t) = 8*(t%16) + t/16, row stride 132.
+// Logits stay in the QK accumulators through the online softmax (register reductions); only the
+// probabilities go through shared memory, as sc[head][u(t)], u(t) = 8*(t%16) + t/16 (row
+// stride 132), to reach the PV B-operand layout.
 //
 // KittyAttentionKernelV2 (below): scale/min folded out of the dequant, one LOP3 per two codes,
-// tensor cores for full-precision rows too; KITTY_ATTN_IMPL picks a variant at run time (see
-// AttnImpl()). Shared device helpers: kitty_attention_device.cuh.
+// tensor cores for full-precision rows too. Shared device helpers: kitty_attention_device.cuh.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -30,7 +31,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <string>
 #include <type_traits>
 
 #include "kernels/cuda/kitty_attention_device.cuh"
@@ -81,33 +81,50 @@ __host__ __device__ inline StageLayout MakeStageLayout(const KittyGeometry& g) {
 //      O = f_m (o - P1) + PM  (f_m per tile); full-precision rows add p v / f_m to o.
 // =====================================================================================
 
-template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kKLo, bool kHoist>
+template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack, bool kHoist>
 struct AttnV2 {
   static constexpr int kKSteps = D / 16;
   static constexpr int kMTiles = D / 16;
   static constexpr int kCpt = D / 8;
+  // Logits per 16-token tile per lane, in registers from the QK mma to the softmax. kPack
+  // (g <= 4): B columns 0-3 carry the hi and 4-7 the lo part of q*s of heads 0-3 (one mma for
+  // both); lanes c4 and c4^2 then swap halves so that each holds hi+lo of 2 heads x 8 tokens.
+  static constexpr int kNV = kPack ? 2 : 4;
 
   struct Warp {
     int lane, r, c4;
-    float m_h, l_h;
+    bool upper;           // c4 >= 2: after the kPack exchange, rows r+8 (tokens 16r+8+i)
+    float m[2], l[2];     // online-softmax max / sum of this lane's heads hb, hb+1 (HeadBase)
     float o[kMTiles][4];  // sum p' x (quantized V) + sum p v / f (full precision)
     float p1[4], pm[4];   // sum p' and sum p m per head (fragment layout: [0] head 2c4, [1] 2c4+1)
   };
 
-  // ---- scores of n full-precision K rows (tensor cores, T operands) ----------------------
+  // Lane's first head after Scores*: heads HeadBase, HeadBase + 1.
+  static __device__ __forceinline__ int HeadBase(const Warp& w) {
+    return kPack ? 2 * (w.c4 & 1) : 2 * w.c4;
+  }
+  // kPack: c (cols 2c4, 2c4+1 of rows r, r+8; c4 < 2 hi, c4 >= 2 lo of the same heads) ->
+  // y = hi + lo of row r (c4 < 2) or row r+8 (c4 >= 2).
+  static __device__ __forceinline__ void Exchange(const Warp& w, const float* c, float* y) {
+    const float s0 = w.upper ? c[0] : c[2], s1 = w.upper ? c[1] : c[3];
+    const float r0 = __shfl_xor_sync(0xffffffffu, s0, 2);
+    const float r1 = __shfl_xor_sync(0xffffffffu, s1, 2);
+    y[0] = (w.upper ? c[2] : c[0]) + r0;
+    y[1] = (w.upper ? c[3] : c[1]) + r1;
+  }
+
+  // ---- logits (log2 units) of n full-precision K rows (tensor cores, T operands) ----------
   template <typename RowFn>
-  static __device__ void ScoresFp(const Warp& w, const T* qt, float* sc, int n, float sl2,
-                                  RowFn row) {
-    uint32_t b[kKSteps][2];
+  static __device__ void ScoresFp(const Warp& w, const T* qt, int n, float sl2, RowFn row,
+                                  float (&x)[8][kNV]) {
+    uint32_t b[kKSteps][2];  // q rows >= g are zero (with kPack: the lo columns 4-7)
 #pragma unroll
     for (int ks = 0; ks < kKSteps; ++ks) {
       const uint2 v = *reinterpret_cast<const uint2*>(qt + w.r * D + ks * 16 + 4 * w.c4);
       b[ks][0] = v.x;
       b[ks][1] = v.y;
     }
-    float* sc0 = sc + (2 * w.c4) * kScStride;
-    float* sc1 = sc0 + kScStride;
-#pragma unroll 2
+#pragma unroll
     for (int i = 0; i < 8; ++i) {
       const int ta = 16 * w.r + i, tb = ta + 8;
       const T* pa = ta < n ? row(ta) : nullptr;
@@ -122,21 +139,32 @@ struct AttnV2 {
 #pragma unroll
       for (int ks = 0; ks < kKSteps; ++ks)
         MmaT<T>(c, va[ks].x, vb[ks].x, va[ks].y, vb[ks].y, b[ks][0], b[ks][1]);
-      const int u0 = 8 * i + w.r, u1 = 64 + 8 * i + w.r;
-      sc0[u0] = pa ? c[0] * sl2 : -INFINITY;
-      sc1[u0] = pa ? c[1] * sl2 : -INFINITY;
-      sc0[u1] = pb ? c[2] * sl2 : -INFINITY;
-      sc1[u1] = pb ? c[3] * sl2 : -INFINITY;
+      if constexpr (kPack) {
+        float y[2];
+        Exchange(w, c, y);
+        const bool ok = (w.upper ? tb : ta) < n;
+        x[i][0] = ok ? y[0] * sl2 : -INFINITY;
+        x[i][1] = ok ? y[1] * sl2 : -INFINITY;
+      } else {
+        x[i][0] = pa ? c[0] * sl2 : -INFINITY;
+        x[i][1] = pa ? c[1] * sl2 : -INFINITY;
+        x[i][2] = pb ? c[2] * sl2 : -INFINITY;
+        x[i][3] = pb ? c[3] * sl2 : -INFINITY;
+      }
     }
   }
 
   // ---- scores of one staged quantized K head block -----------------------------------------
   static __device__ void ScoresQuant(const Warp& w, const KittyGeometry& geo,
                                      const uint8_t* ks_smem, const StageLayout& lay,
-                                     const __half* q16, uint8_t* inv, float* sc, float sl2) {
+                                     const __half* q16, uint8_t* inv, float sl2,
+                                     float (&x)[8][kNV]) {
     const uint8_t* idx_s = ks_smem + lay.k_planes;
     const uint8_t* meta_s = idx_s + (geo.k_meta_offset - geo.k_idx_offset);
-    const __half* qrow = q16 + w.r * D;
+    // B column n = r: head r (hi, then lo in a second mma) or, with kPack, hi (r < 4) or lo
+    // (r >= 4) of head r & 3.
+    const __half* qrow = q16 + (kPack ? (w.r & 3) : w.r) * D;
+    const bool lo_col = kPack && w.r >= 4;
     float acc[8][4];
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
@@ -153,7 +181,7 @@ struct AttnV2 {
 #pragma unroll
       for (int i = 0; i < 8; ++i) Mma16816(acc[i], a0[i], a1[i], a2[i], a3[i], b0, b1);
       Mma16816(s1, kOne2, kOne2, kOne2, kOne2, b0, b1);
-      if constexpr (kKLo) {  // q' = hi + lo: ~22-bit q*s instead of fp16-rounded
+      if constexpr (!kPack) {  // q' = hi + lo: ~22-bit q*s instead of fp16-rounded
 #pragma unroll
         for (int i = 0; i < 8; ++i) Mma16816(acc[i], a0[i], a1[i], a2[i], a3[i], l0, l1);
         Mma16816(s1, kOne2, kOne2, kOne2, kOne2, l0, l1);
@@ -180,10 +208,11 @@ struct AttnV2 {
           wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + Swz32<2>(ch + j, w.r));
       }
       const uint32_t h0 = HMul2(qv.x, s01), h1 = HMul2(qv.y, s23);
-      if constexpr (kKLo) {
-        step(wd, h0, h1, HResid2(qv.x, s01, h0), HResid2(qv.y, s23, h1));
+      const uint32_t l0 = HResid2(qv.x, s01, h0), l1 = HResid2(qv.y, s23, h1);
+      if constexpr (kPack) {
+        step(wd, lo_col ? l0 : h0, lo_col ? l1 : h1, 0u, 0u);
       } else {
-        step(wd, h0, h1, 0u, 0u);
+        step(wd, h0, h1, l0, l1);
       }
       Mma16816(mq, m01, m01, m23, m23, qv.x, qv.y);
     }
@@ -221,11 +250,11 @@ struct AttnV2 {
                        s23 = __byte_perm(bb[2], bb[3], 0x7632);
         const uint32_t four = 0x44004400u;  // fp16x2 (4, 4)
         const uint32_t h0 = HMul2(q01, s01), h1 = HMul2(q23, s23);
-        const uint32_t b0 = HMul2(h0, four), b1 = HMul2(h1, four);
-        uint32_t l0 = 0u, l1 = 0u;
-        if constexpr (kKLo) {
-          l0 = HMul2(HResid2(q01, s01, h0), four);
-          l1 = HMul2(HResid2(q23, s23, h1), four);
+        uint32_t b0 = HMul2(h0, four), b1 = HMul2(h1, four);
+        uint32_t l0 = HMul2(HResid2(q01, s01, h0), four), l1 = HMul2(HResid2(q23, s23, h1), four);
+        if constexpr (kPack) {
+          b0 = lo_col ? l0 : b0;
+          b1 = lo_col ? l1 : b1;
         }
         uint32_t wd[4];
         if constexpr (kHoist) {  // rows D + k0 + 4 c4 + j: D + k0 is a multiple of 16
@@ -241,61 +270,87 @@ struct AttnV2 {
       }
       __syncwarp();  // inv is rewritten by the next page
     }
-    // score = f (acc - S1) + MQ, f per tile
-    const float e0 = (mq[0] - 4.0f * s1[0]) * sl2, e1 = (mq[1] - 4.0f * s1[1]) * sl2;
-    const float o0 = (mq[0] - 16.0f * s1[0]) * sl2, o1 = (mq[1] - 16.0f * s1[1]) * sl2;
-    float* sc0 = sc + (2 * w.c4) * kScStride;
-    float* sc1 = sc0 + kScStride;
+    // logit = (f (acc - S1) + MQ) sl2, f per tile. S1 = sum of B (hi and lo); MQ = q . min.
+    // With kPack, columns 4-7 of s1 hold the lo sums and of mq duplicates of columns 0-3.
+    float bz[2][2];  // [tile parity][head]
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const float S = kPack ? s1[j] + __shfl_xor_sync(0xffffffffu, s1[j], 2) : s1[j];
+      bz[0][j] = (mq[j] - 4.0f * S) * sl2;
+      bz[1][j] = (mq[j] - 16.0f * S) * sl2;
+    }
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       const float fs = TileF(i) * sl2;
-      const float bz0 = (i & 1) ? o0 : e0, bz1 = (i & 1) ? o1 : e1;
-      const int u0 = 8 * i + w.r, u1 = 64 + 8 * i + w.r;
-      sc0[u0] = fmaf(acc[i][0], fs, bz0);
-      sc1[u0] = fmaf(acc[i][1], fs, bz1);
-      sc0[u1] = fmaf(acc[i][2], fs, bz0);
-      sc1[u1] = fmaf(acc[i][3], fs, bz1);
+      if constexpr (kPack) {
+        float y[2];
+        Exchange(w, acc[i], y);
+        x[i][0] = fmaf(y[0], fs, bz[i & 1][0]);
+        x[i][1] = fmaf(y[1], fs, bz[i & 1][1]);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) x[i][j] = fmaf(acc[i][j], fs, bz[i & 1][j & 1]);
+      }
     }
   }
 
-  // ---- online softmax; rescales o, p1, pm ----------------------------------------------
-  static __device__ void Softmax(Warp& w, float* sc) {
-    float* row = sc + w.r * kScStride;
-    float mx = -INFINITY;
-#pragma unroll 8
-    for (int k = 0; k < 32; ++k) mx = fmaxf(mx, row[w.c4 + 4 * k]);
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float m_new = fmaxf(w.m_h, mx);
-    const float alpha = exp2f(w.m_h - m_new);
-    float sum = 0.0f;
-#pragma unroll 8
-    for (int k = 0; k < 32; ++k) {
-      const float p = exp2f(row[w.c4 + 4 * k] - m_new);
-      row[w.c4 + 4 * k] = p;
-      sum += p;
+  // ---- online softmax on the logits in registers; p -> sc; rescales o, p1, pm -------------
+  static __device__ void Softmax(Warp& w, const float (&x)[8][kNV], float* sc) {
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+#pragma unroll
+      for (int j = 0; j < kNV; ++j) mx[j & 1] = fmaxf(mx[j & 1], x[i][j]);
     }
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    w.l_h = w.l_h * alpha + sum;
-    w.m_h = m_new;
-    const float a0 = __shfl_sync(0xffffffffu, alpha, 8 * w.c4);
-    const float a1 = __shfl_sync(0xffffffffu, alpha, 8 * w.c4 + 4);
+    // lanes holding the same heads: all r (xor 4, 8, 16) and, with kPack, c4 ^ 2
+#pragma unroll
+    for (int s = kPack ? 2 : 4; s < 32; s <<= 1) {
+      mx[0] = fmaxf(mx[0], __shfl_xor_sync(0xffffffffu, mx[0], s));
+      mx[1] = fmaxf(mx[1], __shfl_xor_sync(0xffffffffu, mx[1], s));
+    }
+    float mn[2], alpha[2], sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      mn[j] = fmaxf(w.m[j], mx[j]);
+      alpha[j] = exp2f(w.m[j] - mn[j]);
+    }
+    float* s0 = sc + HeadBase(w) * kScStride;
+    float* s1 = s0 + kScStride;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+#pragma unroll
+      for (int j = 0; j < kNV; ++j) {
+        // token row: kPack r (+8 if upper), else r for j < 2 and r+8 for j >= 2
+        const bool hi_row = kPack ? w.upper : j >= 2;
+        const int u = (hi_row ? 64 : 0) + 8 * i + w.r;
+        const float p = exp2f(x[i][j] - mn[j & 1]);
+        ((j & 1) ? s1 : s0)[u] = p;
+        sum[j & 1] += p;
+      }
+    }
+#pragma unroll
+    for (int s = kPack ? 2 : 4; s < 32; s <<= 1) {
+      sum[0] += __shfl_xor_sync(0xffffffffu, sum[0], s);
+      sum[1] += __shfl_xor_sync(0xffffffffu, sum[1], s);
+    }
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      w.l[j] = w.l[j] * alpha[j] + sum[j];
+      w.m[j] = mn[j];
+    }
+    // V accumulators: columns 2c4, 2c4+1 (with kPack and c4 >= 2 unused heads 4-7)
 #pragma unroll
     for (int m = 0; m < kMTiles; ++m) {
-      w.o[m][0] *= a0;
-      w.o[m][1] *= a1;
-      w.o[m][2] *= a0;
-      w.o[m][3] *= a1;
+      w.o[m][0] *= alpha[0];
+      w.o[m][1] *= alpha[1];
+      w.o[m][2] *= alpha[0];
+      w.o[m][3] *= alpha[1];
     }
-    w.p1[0] *= a0;
-    w.p1[1] *= a1;
-    w.p1[2] *= a0;
-    w.p1[3] *= a1;
-    w.pm[0] *= a0;
-    w.pm[1] *= a1;
-    w.pm[2] *= a0;
-    w.pm[3] *= a1;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      w.p1[k] *= alpha[k & 1];
+      w.pm[k] *= alpha[k & 1];
+    }
     __syncwarp();
   }
 
@@ -413,12 +468,12 @@ struct AttnV2 {
   }
 };
 
-template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kKLo, int kStages,
+template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack, int kStages,
           int kMinBlocks, bool kHoist>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     KittyAttentionKernelV2(KittyGeometry geo, KittyAttentionBatch batch, int chunks_per_split,
                            float* __restrict__ ws) {
-  using K = AttnV2<T, D, kQuant, kSparse, kUnroll, kKLo, kHoist>;
+  using K = AttnV2<T, D, kQuant, kSparse, kUnroll, kPack, kHoist>;
   extern __shared__ __align__(16) uint8_t smem[];
   const StageLayout lay = MakeStageLayout(geo);
   const int warp = threadIdx.x / 32;
@@ -449,8 +504,10 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   w.lane = threadIdx.x & 31;
   w.r = w.lane >> 2;
   w.c4 = w.lane & 3;
-  w.m_h = -INFINITY;
-  w.l_h = 0.0f;
+  w.upper = w.c4 >= 2;
+  w.m[0] = w.m[1] = -INFINITY;
+  w.l[0] = w.l[1] = 0.0f;
+  for (int e = w.lane; e < kG * kScStride; e += 32) sc[e] = 0.0f;  // rows >= g stay p = 0
 #pragma unroll
   for (int m = 0; m < K::kMTiles; ++m) w.o[m][0] = w.o[m][1] = w.o[m][2] = w.o[m][3] = 0.0f;
 #pragma unroll
@@ -553,22 +610,24 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     }
     if (c < first_page_chunk) {  // sink
       const int n = seq.sink_tokens;
-      K::ScoresFp(w, qt, sc, n, sl2, [&](int t) { return sink_k + t * D; });
-      __syncwarp();
-      K::Softmax(w, sc);
+      float x[8][K::kNV];
+      K::ScoresFp(
+          w, qt, n, sl2, [&](int t) { return sink_k + t * D; }, x);
+      K::Softmax(w, x, sc);
       K::PvFp(w, sc, n, [&](int t) { return sink_v + t * D; });
     } else if (c < first_tail_chunk) {
       const int i = c - first_page_chunk;
+      float x[8][K::kNV];
       if constexpr (kQuant) {
-        K::ScoresQuant(w, geo, stage, lay, q16, inv, sc, sl2);
+        K::ScoresQuant(w, geo, stage, lay, q16, inv, sl2, x);
       } else {
         const T* kp = reinterpret_cast<const T*>(
                           batch.pools.k_pages + static_cast<int64_t>(k_ids[i]) * geo.k_page_bytes) +
                       static_cast<int64_t>(kvh) * kP * D;
-        K::ScoresFp(w, qt, sc, kP, sl2, [&](int t) { return kp + t * D; });
+        K::ScoresFp(
+            w, qt, kP, sl2, [&](int t) { return kp + t * D; }, x);
       }
-      __syncwarp();
-      K::Softmax(w, sc);
+      K::Softmax(w, x, sc);
       if (i < ch.n_pair) {
         if constexpr (kQuant) {
           K::PvQuant(w, geo, stage + lay.k_bytes, sc);
@@ -588,12 +647,15 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       const int n = min(kP, ch.tail_rows - r0);
       const int ck = seq.k_tail_tokens;
       const T* vt = v_tail + static_cast<int64_t>(ch.n_kv) * kP * D;
-      K::ScoresFp(w, qt, sc, n, sl2, [&](int t) {
-        const int rr = r0 + t;
-        return rr < ck ? k_tail + rr * D : k_new + (rr - ck) * new_stride;
-      });
-      __syncwarp();
-      K::Softmax(w, sc);
+      float x[8][K::kNV];
+      K::ScoresFp(
+          w, qt, n, sl2,
+          [&](int t) {
+            const int rr = r0 + t;
+            return rr < ck ? k_tail + rr * D : k_new + (rr - ck) * new_stride;
+          },
+          x);
+      K::Softmax(w, x, sc);
       K::PvFp(w, sc, n, [&](int t) {
         const int rr = r0 + t;
         return rr < ck ? vt + rr * D : v_new + (rr - ck) * new_stride;
@@ -621,9 +683,12 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       o0[e] = f * (w.o[m][2 * hi] - w.p1[0]) + w.pm[0];
       o1[e] = f * (w.o[m][2 * hi + 1] - w.p1[1]) + w.pm[1];
     }
-    if (w.c4 == 0) {
-      ml[(warp * kG + w.r) * 2] = w.m_h;
-      ml[(warp * kG + w.r) * 2 + 1] = w.l_h;
+    if (w.r == 0 && (!kPack || w.c4 < 2)) {  // heads 2c4, 2c4+1
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        ml[(warp * kG + 2 * w.c4 + j) * 2] = w.m[j];
+        ml[(warp * kG + 2 * w.c4 + j) * 2 + 1] = w.l[j];
+      }
     }
   }
   __syncthreads();
@@ -665,30 +730,14 @@ size_t AttnSmemBytes(const KittyGeometry& g, int num_stages = 2) {
   return std::max(base + stages, sizeof(float) * kG * g.head_dim + merge);
 }
 
-// Kernel implementation, chosen once per process by KITTY_ATTN_IMPL (for A/B timing):
-//   "v3"     (default) KittyAttentionKernelV2 with hoisted addressing, q*s as fp16 hi+lo
-//   "v3fast" v3 with q*s rounded to fp16 once (half the K mma; logits off by ~2^-12 relative)
-enum AttnImplId { kImplV3 = 3, kImplV3Fast = 4 };
-constexpr int kDefaultImpl = kImplV3;
-int AttnImpl() {
-  static const int impl = [] {
-    const char* e = std::getenv("KITTY_ATTN_IMPL");
-    if (e == nullptr) return kDefaultImpl;
-    const std::string s(e);
-    if (s == "v3") return int{kImplV3};
-    if (s == "v3fast") return int{kImplV3Fast};
-    return kDefaultImpl;
-  }();
-  return impl;
-}
-
 template <typename T, int D, bool kQuant, bool kSparse>
 cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
                        const KittySplitPlan& plan, void* workspace, cudaStream_t stream) {
+  // g <= 4 query heads per kv head: hi and lo of q*s share one mma (kPack)
   void (*kernel)(KittyGeometry, KittyAttentionBatch, int, float*) =
-      AttnImpl() == kImplV3Fast
-          ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, true>
-          : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>;
+      g.num_q_heads <= 4 * g.num_kv_heads
+          ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>
+          : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, true>;
   const int num_stages = 2;
   const size_t smem = AttnSmemBytes(g, num_stages);
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -732,12 +781,17 @@ KittySplitPlan PlanKittyAttention(const KittyGeometry& g, int num_items, long lo
   KittySplitPlan p;
   const long long max_chunks = (max_item_tokens + kP - 1) / kP + 2;  // + sink, + tail split
   const long long ctas_per_split = static_cast<long long>(num_items) * g.num_kv_heads;
-  // CTAs to aim for per SM (2 are resident at a time); KITTY_ATTN_CTAS_PER_SM overrides (A/B).
-  static const long long per_sm = [] {
+  // CTAs to aim for per SM (2 are resident at a time): 2 once the batch alone fills the SMs
+  // with Kitty pages (fewer splits to merge: -5% at 32-64x8K), else 4 (+6% at 8x8K vs 2; H200,
+  // docs/PERFORMANCE.md). KITTY_ATTN_CTAS_PER_SM overrides (A/B).
+  static const long long per_sm_env = [] {
     const char* e = std::getenv("KITTY_ATTN_CTAS_PER_SM");
     const long long v = e ? std::atoll(e) : 0;
-    return v > 0 ? v : 4LL;
+    return v > 0 ? v : 0LL;
   }();
+  const long long per_sm =
+      per_sm_env > 0 ? per_sm_env
+                     : (g.quantized && ctas_per_split >= std::max(num_sms, 1) ? 2LL : 4LL);
   const long long target = per_sm * std::max(num_sms, 1);
   long long splits = (target + ctas_per_split - 1) / std::max(ctas_per_split, 1LL);
   splits = std::max(1LL, std::min(splits, (max_chunks + kWarps - 1) / kWarps));
