@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <random>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -130,18 +132,42 @@ absl::StatusOr<std::vector<ThroughputResult>> RunThroughput(
         ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> s, engine->AddRequest(std::move(r)));
         streams.push_back(std::move(s));
       }
+      // Drain every stream as its outputs arrive (not one stream after another), so a request
+      // counts as done when the engine finished it, not when this loop got to its backlog.
       int64_t out_tokens = 0;
       double last_print = -1;
-      for (int i = 0; i < num_prompts; ++i) {
-        const RequestOutput out = streams[i]->WaitFinished();
+      std::vector<bool> done(num_prompts, false);
+      int num_done = 0;
+      auto consume = [&](int i, const RequestOutput& out) {
         for (const CompletionDelta& d : out.outputs) out_tokens += d.token_ids.size();
+        if (!out.finished) return;
+        done[i] = true;
+        ++num_done;
         const double el =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (o.progress && (el - last_print >= 0.5 || i + 1 == num_prompts)) {
+        if (o.progress && (el - last_print >= 0.5 || num_done == num_prompts)) {
           last_print = el;
           std::fprintf(stderr, "\r[%s seqs=%d] %d/%d requests, %.1f s, %.0f output tok/s   ",
-                       mode.c_str(), seqs, i + 1, num_prompts, el, out_tokens / el);
+                       mode.c_str(), seqs, num_done, num_prompts, el, out_tokens / el);
           std::fflush(stderr);
+        }
+      };
+      while (num_done < num_prompts) {
+        bool any = false;
+        int first_open = -1;
+        for (int i = 0; i < num_prompts; ++i) {
+          if (done[i]) continue;
+          if (first_open < 0) first_open = i;
+          while (!done[i]) {
+            std::optional<RequestOutput> out = streams[i]->TryPop();
+            if (!out.has_value()) break;
+            any = true;
+            consume(i, *out);
+          }
+        }
+        if (!any && first_open >= 0) {  // nothing queued anywhere: wait a little on one stream
+          std::optional<RequestOutput> out = streams[first_open]->Pop(absl::Milliseconds(2));
+          if (out.has_value()) consume(first_open, *out);
         }
       }
       const double elapsed =

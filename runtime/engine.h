@@ -17,6 +17,7 @@
 #define KITTY_RUNTIME_ENGINE_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -113,7 +114,7 @@ class RequestStream {
  private:
   const std::string request_id_;
   absl::Mutex mu_;
-  std::vector<RequestOutput> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<RequestOutput> queue_ ABSL_GUARDED_BY(mu_);  // O(1) pops: a slow reader's backlog
   std::function<void()> notify_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };

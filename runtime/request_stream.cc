@@ -20,7 +20,7 @@ std::optional<RequestOutput> RequestStream::TryPop() {
   absl::MutexLock lock(&mu_);
   if (queue_.empty()) return std::nullopt;
   RequestOutput out = std::move(queue_.front());
-  queue_.erase(queue_.begin());
+  queue_.pop_front();
   return out;
 }
 
@@ -29,7 +29,7 @@ std::optional<RequestOutput> RequestStream::Pop(absl::Duration timeout) {
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty(); };
   if (!mu_.AwaitWithTimeout(absl::Condition(&ready), timeout)) return std::nullopt;
   RequestOutput out = std::move(queue_.front());
-  queue_.erase(queue_.begin());
+  queue_.pop_front();
   return out;
 }
 

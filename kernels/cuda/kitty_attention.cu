@@ -42,8 +42,12 @@ namespace {
 using namespace attn;  // NOLINT(build/namespaces): this file's kernels are built from them
 
 constexpr int kWarps = 4;
-constexpr int kG = 8;           // query heads per kv head handled (mma n = 8)
-constexpr int kScStride = 132;  // floats per head row of the score buffer
+constexpr int kG = 8;  // query heads per kv head handled (mma n = 8)
+// Probability rows: tokens with u(t) < 64 at u, the others at u + 8 (kPHalf); stride 136 = 8
+// mod 32 makes the softmax stores and the PV fragment loads bank-conflict free.
+constexpr int kScStride = 136;  // floats per head row of the probability buffer
+constexpr int kPHalf = 72;      // offset of u = 64..127
+constexpr int kQPad = 16;       // q rows of D + 16 halves: conflict-free fragment loads
 
 // Shared-memory layout of one staged K head block: swizzled planes (padded to 128 B), then
 // idx and meta at their global relative offsets.
@@ -57,7 +61,9 @@ __host__ __device__ inline StageLayout MakeStageLayout(const KittyGeometry& g) {
   StageLayout l;
   l.k_planes = RoundUp(g.k_idx_offset, 128);
   l.k_bytes = RoundUp(l.k_planes + (g.k_head_bytes - g.k_idx_offset), 16);
-  l.v_bytes = g.v_head_bytes;
+  // V meta (4 bytes per token) with 16 bytes of padding per 32 tokens (VMetaPad): the PV loads
+  // of lanes c4 = 0..3 (tokens 32 c4 + ..) then fall into different banks.
+  l.v_bytes = g.v_head_bytes + 16 * ((g.v_head_bytes - g.v_meta_offset + 127) / 128);
   l.stage = l.k_bytes + l.v_bytes;
   return l;
 }
@@ -120,7 +126,7 @@ struct AttnV2 {
     uint32_t b[kKSteps][2];  // q rows >= g are zero (with kPack: the lo columns 4-7)
 #pragma unroll
     for (int ks = 0; ks < kKSteps; ++ks) {
-      const uint2 v = *reinterpret_cast<const uint2*>(qt + w.r * D + ks * 16 + 4 * w.c4);
+      const uint2 v = *reinterpret_cast<const uint2*>(qt + w.r * (D + kQPad) + ks * 16 + 4 * w.c4);
       b[ks][0] = v.x;
       b[ks][1] = v.y;
     }
@@ -163,7 +169,7 @@ struct AttnV2 {
     const uint8_t* meta_s = idx_s + (geo.k_meta_offset - geo.k_idx_offset);
     // B column n = r: head r (hi, then lo in a second mma) or, with kPack, hi (r < 4) or lo
     // (r >= 4) of head r & 3.
-    const __half* qrow = q16 + (kPack ? (w.r & 3) : w.r) * D;
+    const __half* qrow = q16 + (kPack ? (w.r & 3) : w.r) * (D + kQPad);
     const bool lo_col = kPack && w.r >= 4;
     float acc[8][4];
 #pragma unroll
@@ -322,7 +328,7 @@ struct AttnV2 {
       for (int j = 0; j < kNV; ++j) {
         // token row: kPack r (+8 if upper), else r for j < 2 and r+8 for j >= 2
         const bool hi_row = kPack ? w.upper : j >= 2;
-        const int u = (hi_row ? 64 : 0) + 8 * i + w.r;
+        const int u = (hi_row ? kPHalf : 0) + 8 * i + w.r;
         const float p = exp2f(x[i][j] - mn[j & 1]);
         ((j & 1) ? s1 : s0)[u] = p;
         sum[j & 1] += p;
@@ -358,7 +364,7 @@ struct AttnV2 {
   static __device__ __forceinline__ void LoadP(const Warp& w, const float* sc, int ks, float* p) {
     const float* prow = sc + w.r * kScStride;
     const float2 pa = *reinterpret_cast<const float2*>(prow + 8 * ks + 2 * w.c4);
-    const float2 pb = *reinterpret_cast<const float2*>(prow + 64 + 8 * ks + 2 * w.c4);
+    const float2 pb = *reinterpret_cast<const float2*>(prow + kPHalf + 8 * ks + 2 * w.c4);
     p[0] = pa.x;
     p[1] = pa.y;
     p[2] = pb.x;
@@ -433,7 +439,7 @@ struct AttnV2 {
       constexpr int kOff[4] = {0, 512, 256, 768};
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        meta[j] = *reinterpret_cast<const uint32_t*>(meta_s + 4 * tok[j]);
+        meta[j] = *reinterpret_cast<const uint32_t*>(meta_s + 4 * tok[j] + 16 * w.c4);  // VMetaPad
         if constexpr (D == 128 && kHoist) {
           wd[j] = *reinterpret_cast<const uint32_t*>(vs_smem + vk + kOff[j]);
         } else if constexpr (D == 128) {
@@ -472,7 +478,7 @@ template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack,
           int kMinBlocks, bool kHoist>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     KittyAttentionKernelV2(KittyGeometry geo, KittyAttentionBatch batch, int chunks_per_split,
-                           float* __restrict__ ws) {
+                           int fp_weight, float* __restrict__ ws) {
   using K = AttnV2<T, D, kQuant, kSparse, kUnroll, kPack, kHoist>;
   extern __shared__ __align__(16) uint8_t smem[];
   const StageLayout lay = MakeStageLayout(geo);
@@ -481,11 +487,13 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   const int hkv = geo.num_kv_heads, hq = geo.num_q_heads, g = hq / hkv;
   const int S = geo.sink_capacity;
 
-  float* qs = reinterpret_cast<float*>(smem);  // [8][D] floats = q16 [8][D] then qt [8][D]
+  // q16 [8][D + kQPad] then qt [8][D + kQPad] (halves) = kQF floats
+  constexpr int kQF = kG * (D + kQPad);
+  float* qs = reinterpret_cast<float*>(smem);
   __half* q16 = reinterpret_cast<__half*>(qs);
-  T* qt = reinterpret_cast<T*>(q16 + kG * D);
-  float* sc = qs + kG * D + warp * (kG * kScStride);
-  uint8_t* stage_base = reinterpret_cast<uint8_t*>(qs + kG * D + kWarps * kG * kScStride);
+  T* qt = reinterpret_cast<T*>(q16 + kQF);
+  float* sc = qs + kQF + warp * (kG * kScStride);
+  uint8_t* stage_base = reinterpret_cast<uint8_t*>(qs + kQF + kWarps * kG * kScStride);
   uint8_t* stages = stage_base + warp * (kQuant ? kStages * lay.stage : 0);
   uint8_t* inv = stage_base + (kQuant ? kWarps * kStages * lay.stage : 0) + warp * 128;
 
@@ -495,8 +503,9 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   for (int e = threadIdx.x; e < kG * D; e += blockDim.x) {
     const int h = e / D;
     const float f = h < g ? ToF(q[e]) : 0.0f;
-    q16[e] = __float2half_rn(f);
-    qt[e] = h < g ? q[e] : FromF<T>(0.0f);
+    const int qe = h * (D + kQPad) + e % D;
+    q16[qe] = __float2half_rn(f);
+    qt[qe] = h < g ? q[e] : FromF<T>(0.0f);
   }
   __syncthreads();
 
@@ -579,10 +588,10 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
             CpAsync16(vs + base + 512 * k + (((w.lane & 7) ^ (((k >> 1) & 3) << 1)) << 4),
                       vb + 16 * x);
           for (int x = code_chunks + w.lane; x < v_chunks; x += 32)
-            CpAsync16(vs + 16 * x, vb + 16 * x);
+            CpAsync16(vs + 16 * x + 16 * ((x - code_chunks) >> 3), vb + 16 * x);
         } else {
           for (int x = w.lane; x < v_chunks; x += 32) {
-            int dst = 16 * x;
+            int dst = 16 * x + (x >= code_chunks ? 16 * ((x - code_chunks) >> 3) : 0);
             if (D == 128 && x < code_chunks) {
               const int line = x >> 3;
               dst = line * 128 + (((x & 7) ^ (((line >> 3) & 3) << 1)) << 4);
@@ -594,18 +603,37 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     }
   };
 
+  // Chunks in a logical order L: full-precision chunks first (tail chunks, then the sink), then
+  // the pages. Each warp takes a contiguous range of this split's L range, balanced by weight:
+  // a full-precision chunk (rows read from global memory, not staged) counts fp_weight pages.
+  // Static, so the summation order (and the output) does not depend on timing.
+  const int n_fp = ch.n_tail_chunks + ch.n_sink;
+  auto chunk_of = [&](int L) {
+    return L < ch.n_tail_chunks ? first_tail_chunk + L : (L < n_fp ? 0 : L - ch.n_tail_chunks);
+  };
+  int w_begin = c_begin, w_end = c_begin;
+  if (c_end > c_begin) {
+    const int n_r = c_end - c_begin;
+    const int f_lo = min(max(n_fp - c_begin, 0), n_r);
+    const int wt = fp_weight * f_lo + (n_r - f_lo);
+    auto offset = [&](int t) {
+      return t <= fp_weight * f_lo ? (t + fp_weight - 1) / fp_weight
+                                   : f_lo + (t - fp_weight * f_lo);
+    };
+    w_begin = c_begin + offset((warp * wt + kWarps - 1) / kWarps);
+    w_end = c_begin + offset(((warp + 1) * wt + kWarps - 1) / kWarps);
+  }
+  static_assert(kStages == 2, "double-buffered staging");
   int it = 0;
-  if (c_begin + warp < c_end) issue(c_begin + warp, stages);
+  if (w_begin < w_end) issue(chunk_of(w_begin), stages);
   if constexpr (kQuant) CpAsyncCommit();
-  for (int c = c_begin + warp; c < c_end; c += kWarps, ++it) {
-    uint8_t* stage = stages + (kStages == 2 ? (it & 1) * lay.stage : 0);
-    if constexpr (kQuant && kStages == 2) {
-      if (c + kWarps < c_end) issue(c + kWarps, stages + ((it + 1) & 1) * lay.stage);
+  for (int L = w_begin; L < w_end; ++L, ++it) {
+    const int c = chunk_of(L);
+    uint8_t* stage = stages + (it & 1) * lay.stage;
+    if constexpr (kQuant) {
+      if (L + 1 < w_end) issue(chunk_of(L + 1), stages + ((it + 1) & 1) * lay.stage);
       CpAsyncCommit();
       CpAsyncWait<1>();
-      __syncwarp();
-    } else if constexpr (kQuant) {
-      CpAsyncWait<0>();
       __syncwarp();
     }
     if (c < first_page_chunk) {  // sink
@@ -662,17 +690,13 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       });
     }
     __syncwarp();
-    if constexpr (kQuant && kStages == 1) {  // single stage: load the next chunk now
-      if (c + kWarps < c_end) issue(c + kWarps, stages);
-      CpAsyncCommit();
-    }
   }
   if constexpr (kQuant) CpAsyncWait<0>();
 
   // ---- merge the warps -------------------------------------------------------------------
   __syncthreads();
-  float* mo = reinterpret_cast<float*>(qs + kG * D);  // [warps][8][D]
-  float* ml = mo + kWarps * kG * D;                   // [warps][8][2]
+  float* mo = qs + kQF;              // [warps][8][D]
+  float* ml = mo + kWarps * kG * D;  // [warps][8][2]
   {
     float* o0 = mo + (warp * kG + 2 * w.c4) * D + K::kCpt * w.r;
     float* o1 = o0 + D;
@@ -723,18 +747,30 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 
 size_t AttnSmemBytes(const KittyGeometry& g, int num_stages = 2) {
   const StageLayout lay = MakeStageLayout(g);
-  const size_t base = sizeof(float) * (kG * g.head_dim + kWarps * kG * kScStride);
+  const size_t qf = kG * (g.head_dim + kQPad);
+  const size_t base = sizeof(float) * (qf + kWarps * kG * kScStride);
   const size_t stages =
       (g.quantized ? size_t{kWarps} * num_stages * lay.stage : 0) + kWarps * 128;  // + V2 rank maps
   const size_t merge = sizeof(float) * (kWarps * kG * g.head_dim + kWarps * kG * 2);
-  return std::max(base + stages, sizeof(float) * kG * g.head_dim + merge);
+  return std::max(base + stages, sizeof(float) * qf + merge);
+}
+
+// Weight of a full-precision chunk in the warps' split of the chunks, in pages (A/B override:
+// KITTY_ATTN_FP_WEIGHT, read once).
+int FpChunkWeight() {
+  static const int w = [] {
+    const char* e = std::getenv("KITTY_ATTN_FP_WEIGHT");
+    const int v = e ? std::atoi(e) : 0;
+    return v > 0 ? v : 3;
+  }();
+  return w;
 }
 
 template <typename T, int D, bool kQuant, bool kSparse>
 cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
                        const KittySplitPlan& plan, void* workspace, cudaStream_t stream) {
   // g <= 4 query heads per kv head: hi and lo of q*s share one mma (kPack)
-  void (*kernel)(KittyGeometry, KittyAttentionBatch, int, float*) =
+  void (*kernel)(KittyGeometry, KittyAttentionBatch, int, int, float*) =
       g.num_q_heads <= 4 * g.num_kv_heads
           ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>
           : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, true>;
@@ -744,7 +780,7 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
                                          static_cast<int>(smem));
   if (err != cudaSuccess) return err;
   const dim3 grid(plan.num_splits, g.num_kv_heads, b.num_items);
-  kernel<<<grid, kWarps * 32, smem, stream>>>(g, b, plan.chunks_per_split,
+  kernel<<<grid, kWarps * 32, smem, stream>>>(g, b, plan.chunks_per_split, FpChunkWeight(),
                                               static_cast<float*>(workspace));
   err = cudaGetLastError();
   if (err != cudaSuccess || plan.num_splits == 1) return err;
