@@ -19,8 +19,8 @@
 //   PV (rows = channels, n = heads): tile m row r -> channel (D/8)r + m, row r+8 -> (D/8)r+D/16+m;
 //                                   k-step ks k-rows -> tokens 32c4+ks + (0,16,8,24)
 // Logits stay in the QK accumulators through the online softmax (register reductions); only the
-// probabilities go through shared memory, as sc[head][u(t)], u(t) = 8*(t%16) + t/16 (row
-// stride 132), to reach the PV B-operand layout.
+// probabilities go through shared memory, as sc[head][u(t)], u(t) = 8*(t%16) + t/16 (u >= 64
+// stored 8 floats further, row stride 136: kPHalf, kScStride), to reach the PV B-operand layout.
 //
 // KittyAttentionKernelV2 (below): scale/min folded out of the dequant, one LOP3 per two codes,
 // tensor cores for full-precision rows too. Shared device helpers: kitty_attention_device.cuh.
@@ -820,10 +820,9 @@ KittySplitPlan PlanKittyAttention(const KittyGeometry& g, int num_items, long lo
   // CTAs to aim for per SM (2 are resident at a time): 2 once the batch alone fills the SMs
   // with Kitty pages (fewer splits to merge: -5% at 32-64x8K), else 4 (+6% at 8x8K vs 2; H200,
   // docs/PERFORMANCE.md). KITTY_ATTN_CTAS_PER_SM overrides (A/B).
-  static const long long per_sm_env = [] {
+  static const long long per_sm_env = [] {  // 0: not set
     const char* e = std::getenv("KITTY_ATTN_CTAS_PER_SM");
-    const long long v = e ? std::atoll(e) : 0;
-    return v > 0 ? v : 0LL;
+    return std::max(e ? std::atoll(e) : 0LL, 0LL);
   }();
   const long long per_sm =
       per_sm_env > 0 ? per_sm_env
