@@ -73,18 +73,17 @@ __host__ __device__ inline StageLayout MakeStageLayout(const KittyGeometry& g) {
 //  - Quantized pages: scale and min are folded out of the dequant (exact algebra):
 //      K: score_t = sum_d (q_d s_d) c_td + sum_d q_d m_d   (per-channel s, m of the page)
 //      V: o_d     = sum_t (p_t s_t) c_td + sum_t p_t m_t   (per-token s, m)
-//    so the tensor-core A operand is a function of the 2-bit codes only. One LOP3 per fp16x2
-//    turns two codes into x = 1 + c/f (code bits placed at mantissa bits 6-7, f = 16, or
-//    8-9, f = 4, of 1.0 = 0x3C00), i.e. c = f (x - 1). Tiles with even index use f = 4,
-//    odd f = 16 (fixed by which bit pair the code sits in). The "-1" terms (sum of the B
-//    operand) and the min terms come from two extra mma per k-step with constant / min rows.
+//    so the tensor-core A operand is a function of the 2-bit codes only. One AND per fp16x2
+//    keeps two codes in place inside the mantissa with a zero exponent: an fp16 subnormal
+//    x = c / f, f = 2^24 / 4^position (TileF; fixed per tile by which bit pair the code sits
+//    in), exact. The min terms come from one extra mma per k-step with the min rows.
 //    B operands: q' = q*s (fp16) for K, p' = p*s (fp16) for V; boosted (INT4) K channels:
 //    c = lo + 4 hi, the hi plane is a second GEMM over the DB ranks with B'' = 4 q' of the
 //    channel of each rank.
 //  - Full-precision rows (sink, tails, new tokens, auto pages) also use mma (fp16 or bf16
 //    operands = the storage type; p rounded to it) instead of the fp32 FMA loops.
-//  - O is kept as o = sum_t p' x per tile plus P1 = sum p', PM = sum p m per head:
-//      O = f_m (o - P1) + PM  (f_m per tile); full-precision rows add p v / f_m to o.
+//  - O is kept as o = sum_t p' x per tile plus PM = sum p m per head:
+//      O = f_m o + PM  (f_m per tile); full-precision rows add p v / f_m to o.
 // =====================================================================================
 
 template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack, bool kHoist>
@@ -102,7 +101,7 @@ struct AttnV2 {
     bool upper;           // c4 >= 2: after the kPack exchange, rows r+8 (tokens 16r+8+i)
     float m[2], l[2];     // online-softmax max / sum of this lane's heads hb, hb+1 (HeadBase)
     float o[kMTiles][4];  // sum p' x (quantized V) + sum p v / f (full precision)
-    float p1[4], pm[4];   // sum p' and sum p m per head (fragment layout: [0] head 2c4, [1] 2c4+1)
+    float pm[4];          // sum p m per head (fragment layout: [0] head 2c4, [1] 2c4+1)
   };
 
   // Lane's first head after Scores*: heads HeadBase, HeadBase + 1.
@@ -174,7 +173,7 @@ struct AttnV2 {
     float acc[8][4];
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
-    float s1[4] = {0.0f, 0.0f, 0.0f, 0.0f}, mq[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float mq[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     int kw[4];  // swizzled offsets of word r of rows 4 c4 + j (k-step 0)
 #pragma unroll
     for (int j = 0; j < 4; ++j) kw[j] = Swz32<2>(4 * w.c4 + j, w.r);
@@ -186,11 +185,9 @@ struct AttnV2 {
       Extract8(__byte_perm(wd[2], wd[3], 0x7632), __byte_perm(wd[2], wd[3], 0x6723), a3);
 #pragma unroll
       for (int i = 0; i < 8; ++i) Mma16816(acc[i], a0[i], a1[i], a2[i], a3[i], b0, b1);
-      Mma16816(s1, kOne2, kOne2, kOne2, kOne2, b0, b1);
       if constexpr (!kPack) {  // q' = hi + lo: ~22-bit q*s instead of fp16-rounded
 #pragma unroll
         for (int i = 0; i < 8; ++i) Mma16816(acc[i], a0[i], a1[i], a2[i], a3[i], l0, l1);
-        Mma16816(s1, kOne2, kOne2, kOne2, kOne2, l0, l1);
       }
     };
 #pragma unroll kUnroll
@@ -276,31 +273,25 @@ struct AttnV2 {
       }
       __syncwarp();  // inv is rewritten by the next page
     }
-    // logit = (f (acc - S1) + MQ) sl2, f per tile. S1 = sum of B (hi and lo); MQ = q . min.
-    // With kPack, columns 4-7 of s1 hold the lo sums and of mq duplicates of columns 0-3.
-    float bz[2][2];  // [tile parity][head]
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      const float S = kPack ? s1[j] + __shfl_xor_sync(0xffffffffu, s1[j], 2) : s1[j];
-      bz[0][j] = (mq[j] - 4.0f * S) * sl2;
-      bz[1][j] = (mq[j] - 16.0f * S) * sl2;
-    }
+    // logit = (f acc + MQ) sl2, f = TileF per tile; MQ = q . min (with kPack, columns 4-7 of
+    // mq duplicate columns 0-3).
+    const float bz[2] = {mq[0] * sl2, mq[1] * sl2};
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       const float fs = TileF(i) * sl2;
       if constexpr (kPack) {
         float y[2];
         Exchange(w, acc[i], y);
-        x[i][0] = fmaf(y[0], fs, bz[i & 1][0]);
-        x[i][1] = fmaf(y[1], fs, bz[i & 1][1]);
+        x[i][0] = fmaf(y[0], fs, bz[0]);
+        x[i][1] = fmaf(y[1], fs, bz[1]);
       } else {
 #pragma unroll
-        for (int j = 0; j < 4; ++j) x[i][j] = fmaf(acc[i][j], fs, bz[i & 1][j & 1]);
+        for (int j = 0; j < 4; ++j) x[i][j] = fmaf(acc[i][j], fs, bz[j & 1]);
       }
     }
   }
 
-  // ---- online softmax on the logits in registers; p -> sc; rescales o, p1, pm -------------
+  // ---- online softmax on the logits in registers; p -> sc; rescales o, pm -----------------
   static __device__ void Softmax(Warp& w, const float (&x)[8][kNV], float* sc) {
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -318,7 +309,7 @@ struct AttnV2 {
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       mn[j] = fmaxf(w.m[j], mx[j]);
-      alpha[j] = exp2f(w.m[j] - mn[j]);
+      alpha[j] = Exp2Ftz(w.m[j] - mn[j]);
     }
     float* s0 = sc + HeadBase(w) * kScStride;
     float* s1 = s0 + kScStride;
@@ -329,7 +320,7 @@ struct AttnV2 {
         // token row: kPack r (+8 if upper), else r for j < 2 and r+8 for j >= 2
         const bool hi_row = kPack ? w.upper : j >= 2;
         const int u = (hi_row ? kPHalf : 0) + 8 * i + w.r;
-        const float p = exp2f(x[i][j] - mn[j & 1]);
+        const float p = Exp2Ftz(x[i][j] - mn[j & 1]);
         ((j & 1) ? s1 : s0)[u] = p;
         sum[j & 1] += p;
       }
@@ -353,10 +344,7 @@ struct AttnV2 {
       w.o[m][3] *= alpha[1];
     }
 #pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      w.p1[k] *= alpha[k & 1];
-      w.pm[k] *= alpha[k & 1];
-    }
+    for (int k = 0; k < 4; ++k) w.pm[k] *= alpha[k & 1];
     __syncwarp();
   }
 
@@ -468,11 +456,23 @@ struct AttnV2 {
       }
 #pragma unroll
       for (int m = 0; m < kMTiles; ++m) Mma16816(w.o[m], a0[m], a1[m], a2[m], a3[m], b0, b1);
-      Mma16816(w.p1, kOne2, kOne2, kOne2, kOne2, b0, b1);
       Mma16816(w.pm, m01, m01, m23, m23, pp01, pp23);
     }
   }
 };
+
+// Copies n 16-byte chunks by cp.async, chunk x = lane + 32 k from src + 16 x to dst(k): kMax
+// unrolled, predicated steps (immediate offsets, no per-chunk 64-bit address arithmetic), then a
+// loop for any chunks beyond 32 kMax.
+template <int kMax, typename DstFn>
+__device__ __forceinline__ void CopyChunks(int lane, int n, const uint8_t* src, DstFn dst) {
+  const uint8_t* s = src + 16 * lane;
+#pragma unroll
+  for (int k = 0; k < kMax; ++k) {
+    if (lane + 32 * k < n) CpAsync16(dst(k), s + 512 * k);
+  }
+  for (int k = kMax; lane + 32 * k < n; ++k) CpAsync16(dst(k), s + 512 * k);
+}
 
 template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack, int kStages,
           int kMinBlocks, bool kHoist>
@@ -520,7 +520,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 #pragma unroll
   for (int m = 0; m < K::kMTiles; ++m) w.o[m][0] = w.o[m][1] = w.o[m][2] = w.o[m][3] = 0.0f;
 #pragma unroll
-  for (int k = 0; k < 4; ++k) w.p1[k] = w.pm[k] = 0.0f;
+  for (int k = 0; k < 4; ++k) w.pm[k] = 0.0f;
 
   const ItemChunks ch = CountChunks(seq, item);
   const int c_begin = split * chunks_per_split;
@@ -545,23 +545,23 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   const int first_page_chunk = ch.n_sink;
   const int first_tail_chunk = ch.n_sink + ch.n_pair + ch.n_kv;
 
-  auto issue = [&](int c, uint8_t* stage) {
+  // Stages one page chunk (K head block, and the V head block of a pair) by cp.async. The page
+  // ids come in `id` (loaded a chunk ahead: their global-load latency is off the critical path).
+  auto issue = [&](int c, uint8_t* stage, int2 id) {
     if constexpr (kQuant) {
       if (c < first_page_chunk || c >= first_tail_chunk) return;
       const int i = c - first_page_chunk;
-      const uint8_t* kb = batch.pools.k_pages + static_cast<int64_t>(k_ids[i]) * geo.k_page_bytes +
+      const uint8_t* kb = batch.pools.k_pages + static_cast<int64_t>(id.x) * geo.k_page_bytes +
                           static_cast<int64_t>(kvh) * geo.k_head_bytes;
       const int plane_chunks = geo.k_idx_offset / 16, k_chunks = geo.k_head_bytes / 16;
       if constexpr (kHoist) {
         // x = lane + 32 k: line = lane/8 + 4 k keeps its swizzle key -> dst advances 512 B.
         const int line0 = w.lane >> 3;
-        const int dst0 = line0 * 128 + (((w.lane & 7) ^ ((line0 & 3) << 1)) << 4);
-        for (int x = w.lane, o = 0; x < plane_chunks; x += 32, o += 512)
-          CpAsync16(stage + dst0 + o, kb + 16 * x);
-        const int rest = k_chunks - plane_chunks;
-        const uint8_t* kr = kb + 16 * plane_chunks;
-        for (int x = w.lane; x < rest; x += 32)
-          CpAsync16(stage + lay.k_planes + 16 * x, kr + 16 * x);
+        uint8_t* dst0 = stage + line0 * 128 + (((w.lane & 7) ^ ((line0 & 3) << 1)) << 4);
+        CopyChunks<D / 8>(w.lane, plane_chunks, kb, [&](int k) { return dst0 + 512 * k; });
+        uint8_t* dst_r = stage + lay.k_planes + 16 * w.lane;
+        CopyChunks<(5 * D / 16 + 31) / 32>(w.lane, k_chunks - plane_chunks, kb + 16 * plane_chunks,
+                                           [&](int k) { return dst_r + 512 * k; });
       } else {
         for (int x = w.lane; x < k_chunks; x += 32) {
           int dst;
@@ -575,20 +575,21 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         }
       }
       if (i < ch.n_pair) {
-        const uint8_t* vb = batch.pools.v_pages +
-                            static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes +
+        const uint8_t* vb = batch.pools.v_pages + static_cast<int64_t>(id.y) * geo.v_page_bytes +
                             static_cast<int64_t>(kvh) * geo.v_head_bytes;
         uint8_t* vs = stage + lay.k_bytes;
         const int code_chunks = geo.v_meta_offset / 16, v_chunks = geo.v_head_bytes / 16;
         if constexpr (kHoist && D == 128) {
           // x = lane + 32 k: line = lane/8 + 4 k, key = (line/8 % 4) * 2 = (k/2 % 4) * 2.
-          const int line0 = w.lane >> 3;
-          const int base = line0 * 128;
-          for (int x = w.lane, k = 0; x < code_chunks; x += 32, ++k)
-            CpAsync16(vs + base + 512 * k + (((w.lane & 7) ^ (((k >> 1) & 3) << 1)) << 4),
-                      vb + 16 * x);
-          for (int x = code_chunks + w.lane; x < v_chunks; x += 32)
-            CpAsync16(vs + 16 * x + 16 * ((x - code_chunks) >> 3), vb + 16 * x);
+          uint8_t* vd = vs + (w.lane >> 3) * 128;
+          const int l7 = w.lane & 7;
+          CopyChunks<D / 16>(w.lane, code_chunks, vb, [&](int k) {
+            return vd + 512 * k + ((l7 ^ (((k >> 1) & 3) << 1)) << 4);
+          });
+          // meta: 16 B of padding per 8 chunks (VMetaPad)
+          uint8_t* md = vs + 16 * code_chunks + 16 * w.lane + 16 * (w.lane >> 3);
+          CopyChunks<1>(w.lane, v_chunks - code_chunks, vb + 16 * code_chunks,
+                        [&](int k) { return md + 576 * k; });
         } else {
           for (int x = w.lane; x < v_chunks; x += 32) {
             int dst = 16 * x + (x >= code_chunks ? 16 * ((x - code_chunks) >> 3) : 0);
@@ -624,14 +625,29 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     w_end = c_begin + offset(((warp + 1) * wt + kWarps - 1) / kWarps);
   }
   static_assert(kStages == 2, "double-buffered staging");
+  // page ids of chunk L (zeros for full-precision chunks and past the warp's range)
+  auto ids_of = [&](int L) {
+    int2 id = make_int2(0, 0);
+    if constexpr (kQuant) {
+      const int c = chunk_of(L);
+      if (L < w_end && c >= first_page_chunk && c < first_tail_chunk) {
+        const int i = c - first_page_chunk;
+        id.x = k_ids[i];
+        if (i < ch.n_pair) id.y = v_ids[i];
+      }
+    }
+    return id;
+  };
   int it = 0;
-  if (w_begin < w_end) issue(chunk_of(w_begin), stages);
+  if (w_begin < w_end) issue(chunk_of(w_begin), stages, ids_of(w_begin));
   if constexpr (kQuant) CpAsyncCommit();
+  int2 next_id = ids_of(w_begin + 1);
   for (int L = w_begin; L < w_end; ++L, ++it) {
     const int c = chunk_of(L);
     uint8_t* stage = stages + (it & 1) * lay.stage;
     if constexpr (kQuant) {
-      if (L + 1 < w_end) issue(chunk_of(L + 1), stages + ((it + 1) & 1) * lay.stage);
+      if (L + 1 < w_end) issue(chunk_of(L + 1), stages + ((it + 1) & 1) * lay.stage, next_id);
+      next_id = ids_of(L + 2);
       CpAsyncCommit();
       CpAsyncWait<1>();
       __syncwarp();
@@ -704,8 +720,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     for (int e = 0; e < K::kCpt; ++e) {
       const int m = e % K::kMTiles, hi = e / K::kMTiles;
       const float f = TileF(m);
-      o0[e] = f * (w.o[m][2 * hi] - w.p1[0]) + w.pm[0];
-      o1[e] = f * (w.o[m][2 * hi + 1] - w.p1[1]) + w.pm[1];
+      o0[e] = fmaf(f, w.o[m][2 * hi], w.pm[0]);
+      o1[e] = fmaf(f, w.o[m][2 * hi + 1], w.pm[1]);
     }
     if (w.r == 0 && (!kPack || w.c4 < 2)) {  // heads 2c4, 2c4+1
 #pragma unroll

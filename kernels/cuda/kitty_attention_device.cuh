@@ -2,7 +2,7 @@
 // -----------------------------------------------------------------------------
 // Device helpers of the Kitty attention kernels (kitty_attention.cu), kept apart from the
 // kernels so that a new attention variant can share them: type conversions, mma.sync wrappers,
-// cp.async, the one-LOP3 code extraction (x = 1 + c/f, see kitty_attention.cu), the chunk
+// cp.async, the one-LOP3 code extraction (codes as fp16 subnormals), the chunk
 // partition of one query item and the split-merge kernel. nvcc only.
 #ifndef KITTY_KERNELS_CUDA_KITTY_ATTENTION_DEVICE_CUH_
 #define KITTY_KERNELS_CUDA_KITTY_ATTENTION_DEVICE_CUH_
@@ -44,6 +44,14 @@ __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_
 template <int N>
 __device__ __forceinline__ void CpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// 2^x as one MUFU.EX2 (exp2f adds a range check and two multiplies for subnormal results;
+// probabilities below 2^-126 flush to 0, which the softmax sums cannot see).
+__device__ __forceinline__ float Exp2Ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
 }
 
 __host__ __device__ constexpr int RoundUp(int x, int m) { return (x + m - 1) / m * m; }
@@ -92,41 +100,39 @@ __global__ void KittyMergeKernel(const float* __restrict__ ws, int num_splits, v
   static_cast<T*>(out)[head * D + d] = FromF<T>(O / L);
 }
 
-inline constexpr uint32_t kOne2 = 0x3C003C00u;  // fp16x2 (1, 1)
-inline constexpr uint32_t kMk3 = 0x00C000C0u;   // code at mantissa bits 6-7 -> 1 + c/16
-inline constexpr uint32_t kMk4 = 0x03000300u;   // code at mantissa bits 8-9 -> 1 + c/4
-
-// (x & kM) | kOne2 as ONE lop3: written as C++ it compiles to two LOP3 (SASS encodes a single
-// 32-bit immediate and ptxas would not keep kOne2 in a register), which doubled the code
-// extraction cost (SASS of the attention kernel, 2026-12-02; docs/PERFORMANCE.md).
-template <uint32_t kM>
-__device__ __forceinline__ uint32_t Lop1(uint32_t x) {
-  uint32_t one, d;
-  asm("mov.b32 %0, 0x3C003C00;" : "=r"(one));
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(x), "n"(kM), "r"(one));
-  return d;
+// Code extraction into fp16 SUBNORMALS: (x & (3 << 2j)) per 16-bit half keeps code bits
+// 2j..2j+1 inside the mantissa (bits 0-9) with a zero exponent, so the half is exactly
+// c * 4^j * 2^-24 (tensor cores take fp16 subnormals as they are). No "1 +" offset: one AND per
+// two codes, no shifts, and no extra mma for the sum of the B operand (the previous form
+// x = 1 + c/f needed both, and lost f's bits to the cancellation). The mma results are scaled
+// back by TileF (a power of two, exact).
+template <int kJ>
+__device__ __forceinline__ uint32_t Code2(uint32_t x) {
+  return x & (0x00030003u << (2 * kJ));
 }
-
 // 16-bit halves with 8 codes each (byte 0 = codes 0-3, byte 1 = codes 4-7) as X and with the
-// bytes of each half swapped as Sw -> t[i] = fp16x2(1 + code_i / f_i), f_i = 4 (even i) / 16.
+// bytes of each half swapped as Sw -> t[i] = fp16x2(code_i / TileF(i)): codes 0-4 from X at
+// positions 0-4, codes 5-7 from Sw (X bits 10-15 at Sw bits 2-7) at positions 1-3.
 __device__ __forceinline__ void Extract8(uint32_t X, uint32_t Sw, uint32_t* t) {
-  const uint32_t X4 = X >> 4, S4 = Sw >> 4;
-  t[0] = Lop1<kMk4>(Sw);
-  t[1] = Lop1<kMk3>(S4);
-  t[2] = Lop1<kMk4>(S4);
-  t[3] = Lop1<kMk3>(X);
-  t[4] = Lop1<kMk4>(X);
-  t[5] = Lop1<kMk3>(X4);
-  t[6] = Lop1<kMk4>(X4);
-  t[7] = Lop1<kMk3>(Sw);
+  t[0] = Code2<0>(X);
+  t[1] = Code2<1>(X);
+  t[2] = Code2<2>(X);
+  t[3] = Code2<3>(X);
+  t[4] = Code2<4>(X);
+  t[5] = Code2<1>(Sw);
+  t[6] = Code2<2>(Sw);
+  t[7] = Code2<3>(Sw);
 }
-// Halves whose two bytes both hold codes 0-3 -> t[i] for i < 4, same f_i rule.
+// Halves whose low byte holds codes 0-3 -> t[i] for i < 4 (positions 0-3, as Extract8).
 __device__ __forceinline__ void Extract4(uint32_t X, uint32_t* t) {
-  const uint32_t X4 = X >> 4;
-  t[0] = Lop1<kMk4>(X);
-  t[1] = Lop1<kMk3>(X4);
-  t[2] = Lop1<kMk4>(X4);
-  t[3] = Lop1<kMk3>(X);
+  t[0] = Code2<0>(X);
+  t[1] = Code2<1>(X);
+  t[2] = Code2<2>(X);
+  t[3] = Code2<3>(X);
+}
+// c = x * TileF(i) for tile i of Extract8/Extract4: 2^24 / 4^position.
+__host__ __device__ constexpr float TileF(int i) {
+  return static_cast<float>(1 << (24 - 2 * (i <= 4 ? i : i - 4)));
 }
 
 template <typename T>
@@ -156,7 +162,6 @@ __device__ __forceinline__ uint32_t HMul2(uint32_t a, uint32_t b) {
       __hmul2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b));
   return *reinterpret_cast<const uint32_t*>(&r);
 }
-__device__ __forceinline__ float TileF(int i) { return (i & 1) ? 16.0f : 4.0f; }
 // lo = fp16(a*b - hi) (exact residual of the fp16 product hi = fp16(a*b), barring underflow).
 __device__ __forceinline__ uint32_t HResid2(uint32_t a, uint32_t b, uint32_t hi) {
   const __half2 r =
