@@ -291,7 +291,12 @@ struct AttnV2 {
     }
   }
 
-  // ---- online softmax on the logits in registers; p -> sc; rescales o, pm -----------------
+  // ---- online softmax on the logits in registers; p -> sc -------------------------------
+  // Lazy rescaling: the running max w.m (uniform over the lanes of a head) only moves when a
+  // logit exceeds it by more than kLazyMax (log2 units), so p <= 2^kLazyMax; most pages then
+  // need no cross-lane max, no exp of the correction and no rescale of o and pm. w.l is a
+  // per-lane partial sum (reduced in the warp merge).
+  static constexpr float kLazyMax = 8.0f;
   static __device__ void Softmax(Warp& w, const float (&x)[8][kNV], float* sc) {
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -299,17 +304,32 @@ struct AttnV2 {
 #pragma unroll
       for (int j = 0; j < kNV; ++j) mx[j & 1] = fmaxf(mx[j & 1], x[i][j]);
     }
-    // lanes holding the same heads: all r (xor 4, 8, 16) and, with kPack, c4 ^ 2
+    const bool grow = mx[0] > w.m[0] + kLazyMax || mx[1] > w.m[1] + kLazyMax;
+    if (__any_sync(0xffffffffu, grow)) {
+      // lanes holding the same heads: all r (xor 4, 8, 16) and, with kPack, c4 ^ 2
 #pragma unroll
-    for (int s = kPack ? 2 : 4; s < 32; s <<= 1) {
-      mx[0] = fmaxf(mx[0], __shfl_xor_sync(0xffffffffu, mx[0], s));
-      mx[1] = fmaxf(mx[1], __shfl_xor_sync(0xffffffffu, mx[1], s));
-    }
-    float mn[2], alpha[2], sum[2] = {0.0f, 0.0f};
+      for (int s = kPack ? 2 : 4; s < 32; s <<= 1) {
+        mx[0] = fmaxf(mx[0], __shfl_xor_sync(0xffffffffu, mx[0], s));
+        mx[1] = fmaxf(mx[1], __shfl_xor_sync(0xffffffffu, mx[1], s));
+      }
+      float alpha[2];
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      mn[j] = fmaxf(w.m[j], mx[j]);
-      alpha[j] = Exp2Ftz(w.m[j] - mn[j]);
+      for (int j = 0; j < 2; ++j) {
+        const float mn = fmaxf(w.m[j], mx[j]);
+        alpha[j] = Exp2Ftz(w.m[j] - mn);
+        w.l[j] *= alpha[j];
+        w.m[j] = mn;
+      }
+      // V accumulators: columns 2c4, 2c4+1 (with kPack and c4 >= 2 unused heads 4-7)
+#pragma unroll
+      for (int m = 0; m < kMTiles; ++m) {
+        w.o[m][0] *= alpha[0];
+        w.o[m][1] *= alpha[1];
+        w.o[m][2] *= alpha[0];
+        w.o[m][3] *= alpha[1];
+      }
+#pragma unroll
+      for (int k = 0; k < 4; ++k) w.pm[k] *= alpha[k & 1];
     }
     float* s0 = sc + HeadBase(w) * kScStride;
     float* s1 = s0 + kScStride;
@@ -320,32 +340,21 @@ struct AttnV2 {
         // token row: kPack r (+8 if upper), else r for j < 2 and r+8 for j >= 2
         const bool hi_row = kPack ? w.upper : j >= 2;
         const int u = (hi_row ? kPHalf : 0) + 8 * i + w.r;
-        const float p = Exp2Ftz(x[i][j] - mn[j & 1]);
+        const float p = Exp2Ftz(x[i][j] - w.m[j & 1]);
         ((j & 1) ? s1 : s0)[u] = p;
-        sum[j & 1] += p;
+        w.l[j & 1] += p;
       }
     }
+    __syncwarp();
+  }
+
+  // Sum of the per-lane partial softmax sums over the lanes of each head.
+  static __device__ __forceinline__ void ReduceL(Warp& w) {
 #pragma unroll
     for (int s = kPack ? 2 : 4; s < 32; s <<= 1) {
-      sum[0] += __shfl_xor_sync(0xffffffffu, sum[0], s);
-      sum[1] += __shfl_xor_sync(0xffffffffu, sum[1], s);
+      w.l[0] += __shfl_xor_sync(0xffffffffu, w.l[0], s);
+      w.l[1] += __shfl_xor_sync(0xffffffffu, w.l[1], s);
     }
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      w.l[j] = w.l[j] * alpha[j] + sum[j];
-      w.m[j] = mn[j];
-    }
-    // V accumulators: columns 2c4, 2c4+1 (with kPack and c4 >= 2 unused heads 4-7)
-#pragma unroll
-    for (int m = 0; m < kMTiles; ++m) {
-      w.o[m][0] *= alpha[0];
-      w.o[m][1] *= alpha[1];
-      w.o[m][2] *= alpha[0];
-      w.o[m][3] *= alpha[1];
-    }
-#pragma unroll
-    for (int k = 0; k < 4; ++k) w.pm[k] *= alpha[k & 1];
-    __syncwarp();
   }
 
   // p of head r for k-step ks: tokens t0, t0+16, t0+8, t0+24 (t0 = 32 c4 + ks)
@@ -391,15 +400,25 @@ struct AttnV2 {
       float p[4];
       LoadP(w, sc, ks, p);
       const uint32_t b0 = PackT2<T>(p[0], p[1]), b1 = PackT2<T>(p[2], p[3]);
+      // bf16 (8-bit mantissa): p = hi + lo in two mma, as p can be up to 2^kLazyMax and no
+      // longer 1 exactly at the max
+      constexpr bool kSplitP = std::is_same_v<T, __nv_bfloat16>;
+      uint32_t c0 = 0, c1 = 0;
+      if constexpr (kSplitP) {
+        c0 = PackT2<T>(p[0] - __uint_as_float(b0 << 16), p[1] - __uint_as_float(b0 & 0xffff0000u));
+        c1 = PackT2<T>(p[2] - __uint_as_float(b1 << 16), p[3] - __uint_as_float(b1 & 0xffff0000u));
+      }
 #pragma unroll
       for (int m = 0; m < kMTiles; ++m) {
         // element e of a token's kCpt channels: row r -> e = m, row r+8 -> e = kMTiles + m
         const int e0 = m, e1 = kMTiles + m;
         const uint32_t s0 = (e0 & 1) ? 0x7632 : 0x5410, s1 = (e1 & 1) ? 0x7632 : 0x5410;
-        MmaT<T>(tmp[m], __byte_perm(v[0][e0 / 2], v[1][e0 / 2], s0),
-                __byte_perm(v[0][e1 / 2], v[1][e1 / 2], s1),
-                __byte_perm(v[2][e0 / 2], v[3][e0 / 2], s0),
-                __byte_perm(v[2][e1 / 2], v[3][e1 / 2], s1), b0, b1);
+        const uint32_t a0 = __byte_perm(v[0][e0 / 2], v[1][e0 / 2], s0);
+        const uint32_t a1 = __byte_perm(v[0][e1 / 2], v[1][e1 / 2], s1);
+        const uint32_t a2 = __byte_perm(v[2][e0 / 2], v[3][e0 / 2], s0);
+        const uint32_t a3 = __byte_perm(v[2][e1 / 2], v[3][e1 / 2], s1);
+        MmaT<T>(tmp[m], a0, a1, a2, a3, b0, b1);
+        if constexpr (kSplitP) MmaT<T>(tmp[m], a0, a1, a2, a3, c0, c1);
       }
     }
 #pragma unroll
@@ -461,17 +480,39 @@ struct AttnV2 {
   }
 };
 
-// Copies n 16-byte chunks by cp.async, chunk x = lane + 32 k from src + 16 x to dst(k): kMax
-// unrolled, predicated steps (immediate offsets, no per-chunk 64-bit address arithmetic), then a
-// loop for any chunks beyond 32 kMax.
-template <int kMax, typename DstFn>
-__device__ __forceinline__ void CopyChunks(int lane, int n, const uint8_t* src, DstFn dst) {
-  const uint8_t* s = src + 16 * lane;
-#pragma unroll
-  for (int k = 0; k < kMax; ++k) {
-    if (lane + 32 * k < n) CpAsync16(dst(k), s + 512 * k);
+// f(integral_constant<int, I>) for I = 0 .. kN-1, unrolled with I a constant expression.
+template <int kN, int kI = 0, typename F>
+__device__ __forceinline__ void StaticFor(F&& f) {
+  if constexpr (kI < kN) {
+    f(std::integral_constant<int, kI>{});
+    StaticFor<kN, kI + 1>(f);
   }
-  for (int k = kMax; lane + 32 * k < n; ++k) CpAsync16(dst(k), s + 512 * k);
+}
+
+// cp.async of 16 bytes gmem + kG -> smem + kS if rem > kCmp (one setp + one LDGSTS with
+// immediate offsets: written in C++, the predicated copies re-derived their 64-bit addresses).
+template <int kCmp, int kS, int kG>
+__device__ __forceinline__ void CpAsync16If(int rem, uint32_t smem, const void* gmem) {
+  asm volatile(
+      "{\n.reg .pred q;\nsetp.gt.s32 q, %0, %3;\n"
+      "@q cp.async.cg.shared.global [%1+%4], [%2+%5], 16;\n}\n" ::"r"(rem),
+      "r"(smem), "l"(gmem), "n"(kCmp), "n"(kS), "n"(kG));
+}
+
+// Copies n <= 32 kMax 16-byte chunks by cp.async: chunk x = lane + 32 k from src + 16 x to
+// shared address base(k) + kStride k (base(k) may depend on k only through constants).
+template <int kMax, int kStride, typename BaseFn>
+__device__ __forceinline__ void CopyChunks(int lane, int n, const uint8_t* src, BaseFn base) {
+  const uint8_t* s = src + 16 * lane;
+  const int rem = n - lane;
+  StaticFor<kMax>([&](auto kc) {
+    constexpr int k = decltype(kc)::value;
+    CpAsync16If<32 * k, kStride * k, 512 * k>(rem, base(k), s);
+  });
+}
+
+__device__ __forceinline__ uint32_t Smem32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
 template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack, int kStages,
@@ -556,12 +597,14 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       const int plane_chunks = geo.k_idx_offset / 16, k_chunks = geo.k_head_bytes / 16;
       if constexpr (kHoist) {
         // x = lane + 32 k: line = lane/8 + 4 k keeps its swizzle key -> dst advances 512 B.
+        // (at most 2 D planes of 32 B and 5 D bytes of idx + meta: LaunchAttn checks)
         const int line0 = w.lane >> 3;
-        uint8_t* dst0 = stage + line0 * 128 + (((w.lane & 7) ^ ((line0 & 3) << 1)) << 4);
-        CopyChunks<D / 8>(w.lane, plane_chunks, kb, [&](int k) { return dst0 + 512 * k; });
-        uint8_t* dst_r = stage + lay.k_planes + 16 * w.lane;
-        CopyChunks<(5 * D / 16 + 31) / 32>(w.lane, k_chunks - plane_chunks, kb + 16 * plane_chunks,
-                                           [&](int k) { return dst_r + 512 * k; });
+        const uint32_t dst0 =
+            Smem32(stage + line0 * 128 + (((w.lane & 7) ^ ((line0 & 3) << 1)) << 4));
+        CopyChunks<D / 8, 512>(w.lane, plane_chunks, kb, [&](int) { return dst0; });
+        const uint32_t dst_r = Smem32(stage + lay.k_planes + 16 * w.lane);
+        CopyChunks<(5 * D / 16 + 31) / 32, 512>(w.lane, k_chunks - plane_chunks,
+                                                kb + 16 * plane_chunks, [&](int) { return dst_r; });
       } else {
         for (int x = w.lane; x < k_chunks; x += 32) {
           int dst;
@@ -581,15 +624,17 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         const int code_chunks = geo.v_meta_offset / 16, v_chunks = geo.v_head_bytes / 16;
         if constexpr (kHoist && D == 128) {
           // x = lane + 32 k: line = lane/8 + 4 k, key = (line/8 % 4) * 2 = (k/2 % 4) * 2.
-          uint8_t* vd = vs + (w.lane >> 3) * 128;
+          const uint32_t vd = Smem32(vs + (w.lane >> 3) * 128);
           const int l7 = w.lane & 7;
-          CopyChunks<D / 16>(w.lane, code_chunks, vb, [&](int k) {
-            return vd + 512 * k + ((l7 ^ (((k >> 1) & 3) << 1)) << 4);
-          });
+          uint32_t vsw[4];  // per swizzle key (k/2 % 4)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) vsw[q] = vd + ((l7 ^ (q << 1)) << 4);
+          CopyChunks<D / 16, 512>(w.lane, code_chunks, vb,
+                                  [&](int k) { return vsw[(k >> 1) & 3]; });
           // meta: 16 B of padding per 8 chunks (VMetaPad)
-          uint8_t* md = vs + 16 * code_chunks + 16 * w.lane + 16 * (w.lane >> 3);
-          CopyChunks<1>(w.lane, v_chunks - code_chunks, vb + 16 * code_chunks,
-                        [&](int k) { return md + 576 * k; });
+          const uint32_t md = Smem32(vs + 16 * code_chunks + 16 * w.lane + 16 * (w.lane >> 3));
+          CopyChunks<1, 576>(w.lane, v_chunks - code_chunks, vb + 16 * code_chunks,
+                             [&](int) { return md; });
         } else {
           for (int x = w.lane; x < v_chunks; x += 32) {
             int dst = 16 * x + (x >= code_chunks ? 16 * ((x - code_chunks) >> 3) : 0);
@@ -723,6 +768,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       o0[e] = fmaf(f, w.o[m][2 * hi], w.pm[0]);
       o1[e] = fmaf(f, w.o[m][2 * hi + 1], w.pm[1]);
     }
+    K::ReduceL(w);
     if (w.r == 0 && (!kPack || w.c4 < 2)) {  // heads 2c4, 2c4+1
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
@@ -790,6 +836,11 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
       g.num_q_heads <= 4 * g.num_kv_heads
           ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>
           : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, true>;
+  // the staging copies are unrolled for at most 2 D K planes (DB <= D) and 5 D idx + meta bytes
+  if (kQuant && (g.k_idx_offset > 64 * D || g.k_head_bytes - g.k_idx_offset > 5 * D ||
+                 g.v_meta_offset > 32 * D || g.v_head_bytes - g.v_meta_offset > 512)) {
+    return cudaErrorInvalidValue;
+  }
   const int num_stages = 2;
   const size_t smem = AttnSmemBytes(g, num_stages);
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
