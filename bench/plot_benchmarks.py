@@ -4,6 +4,10 @@
 Usage: bench/plot_benchmarks.py docs/results/2026-12-01-h200 docs/img
   h200_throughput_<date>.png: output tokens/s and peak concurrent sequences per workload, auto vs kitty-pro
   h200_serve_<date>.png:      kitty-bench serve, TTFT p50/p99 and output tokens/s against the request rate
+       bench/plot_benchmarks.py --modes OUT.png "TITLE" RUN.json...
+  one workload, one bar per kitty-bench throughput JSON: output tokens/s, peak sequences, step vs floor
+       bench/plot_benchmarks.py --attention OUT.png "TITLE" MODE LABEL=BENCH.md... [sdpa=SDPA.txt]
+  kitty_attention_bench tables (and bench/sdpa_peer.py's best backend): time per shape of MODE
 """
 import json
 import os
@@ -28,7 +32,93 @@ def gnuplot(script):
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
 
 
+def plot_modes(out, title, files):
+    """Bars per mode of one workload (one kitty-bench throughput JSON per mode)."""
+    tmp = tempfile.mkdtemp()
+    dat = os.path.join(tmp, "modes.dat")
+    with open(dat, "w") as d:
+        for f in files:
+            with open(f) as fh:
+                for r in json.load(fh)["throughput"]:
+                    d.write('"%s" %.0f %d %.2f %.2f\n' % (r["mode"], r["output_tokens_per_s"], r["peak_running"],
+                                                       r["mean_step_time_s"] * 1e3, r["mean_floor_step_s"] * 1e3))
+    gnuplot(f"""
+set terminal png size 1300,460 font ',11'
+set output '{out}'
+set multiplot layout 1,3 title '{title}'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set grid ytics
+set key top left
+set yrange [0:*]
+set ylabel 'output tokens/s'
+plot '{dat}' using 2:xtic(1) notitle
+set ylabel 'peak concurrent sequences'
+plot '{dat}' using 3:xtic(1) notitle
+set ylabel 'decode step (ms)'
+plot '{dat}' using 4:xtic(1) title 'measured', '' using 5 title 'floor (roofline)'
+unset multiplot
+""")
+
+
+def bench_times(path, mode):
+    """{shape: us} of MODE rows of a kitty_attention_bench markdown table."""
+    times = {}
+    with open(path) as f:
+        for line in f:
+            cells = [c.strip() for c in line.split("|")]
+            if len(cells) > 4 and cells[1] == mode:
+                times[cells[2]] = float(cells[3])
+    return times
+
+
+def sdpa_times(path):
+    """{shape: best us over the SDPA backends} of bench/sdpa_peer.py's table."""
+    times = {}
+    with open(path) as f:
+        for line in f:
+            cells = [c.strip() for c in line.split("|")]
+            if len(cells) > 7 and cells[1] == "sdpa":
+                vals = [float(c) for c in cells[3:7] if c not in ("n/a", "")]
+                times[cells[2]] = min(vals)
+    return times
+
+
+def plot_attention(out, title, mode, series):
+    """Grouped bars: time per shape of MODE for each labelled bench file (and SDPA)."""
+    cols = []
+    for item in series:
+        label, path = item.split("=", 1)
+        cols.append((label, sdpa_times(path) if label == "sdpa" else bench_times(path, mode)))
+    shapes = [s for s in cols[0][1]]
+    tmp = tempfile.mkdtemp()
+    dat = os.path.join(tmp, "attn.dat")
+    with open(dat, "w") as d:
+        for shape in shapes:
+            d.write('"%s" %s\n' % (shape, " ".join("%.1f" % c[1].get(shape, float("nan")) for c in cols)))
+    plots = ", ".join("'%s' using %d%s title '%s'" % (dat if i == 0 else "", i + 2, ":xtic(1)" if i == 0 else "",
+                                                       label) for i, (label, _) in enumerate(cols))
+    gnuplot(f"""
+set terminal png size 1000,460 font ',11'
+set output '{out}'
+set title '{title}'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set grid ytics
+set key top left
+set yrange [0:*]
+set ylabel 'decode attention, one layer (us)'
+plot {plots}
+""")
+
+
 def main():
+    if sys.argv[1] == "--modes":
+        return plot_modes(sys.argv[2], sys.argv[3], sys.argv[4:])
+    if sys.argv[1] == "--attention":
+        return plot_attention(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
     folder, out = sys.argv[1], sys.argv[2]
     tmp = tempfile.mkdtemp()
     dat = os.path.join(tmp, "tp.dat")
