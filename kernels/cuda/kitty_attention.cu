@@ -86,7 +86,7 @@ __host__ __device__ inline StageLayout MakeStageLayout(const KittyGeometry& g) {
 //      O = f_m o + PM  (f_m per tile); full-precision rows add p v / f_m to o.
 // =====================================================================================
 
-template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack, bool kHoist>
+template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack>
 struct AttnV2 {
   static constexpr int kKSteps = D / 16;
   static constexpr int kMTiles = D / 16;
@@ -200,16 +200,10 @@ struct AttnV2 {
                      m23 = __byte_perm(meta.z, meta.w, 0x7632);
       const uint2 qv = *reinterpret_cast<const uint2*>(qrow + ch);
       uint32_t wd[4];
-      if constexpr (kHoist) {  // rows ch+j = 16 ks + (4 c4 + j): same swizzle key, +512 B per
-                               // k-step
+      // rows ch+j = 16 ks + (4 c4 + j): same swizzle key, +512 B per k-step
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
-          wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + 512 * ks);
-      } else {
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-          wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + Swz32<2>(ch + j, w.r));
-      }
+      for (int j = 0; j < 4; ++j)
+        wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + 512 * ks);
       const uint32_t h0 = HMul2(qv.x, s01), h1 = HMul2(qv.y, s23);
       const uint32_t l0 = HResid2(qv.x, s01, h0), l1 = HResid2(qv.y, s23, h1);
       if constexpr (kPack) {
@@ -260,15 +254,10 @@ struct AttnV2 {
           b1 = lo_col ? l1 : b1;
         }
         uint32_t wd[4];
-        if constexpr (kHoist) {  // rows D + k0 + 4 c4 + j: D + k0 is a multiple of 16
+        // rows D + k0 + 4 c4 + j: D + k0 is a multiple of 16
 #pragma unroll
-          for (int j = 0; j < 4; ++j)
-            wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + 32 * (D + k0));
-        } else {
-#pragma unroll
-          for (int j = 0; j < 4; ++j)
-            wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + Swz32<2>(D + rk + j, w.r));
-        }
+        for (int j = 0; j < 4; ++j)
+          wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + 32 * (D + k0));
         step(wd, b0, b1, l0, l1);
       }
       __syncwarp();  // inv is rewritten by the next page
@@ -447,10 +436,8 @@ struct AttnV2 {
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         meta[j] = *reinterpret_cast<const uint32_t*>(meta_s + 4 * tok[j] + 16 * w.c4);  // VMetaPad
-        if constexpr (D == 128 && kHoist) {
+        if constexpr (D == 128) {
           wd[j] = *reinterpret_cast<const uint32_t*>(vs_smem + vk + kOff[j]);
-        } else if constexpr (D == 128) {
-          wd[j] = *reinterpret_cast<const uint32_t*>(vs_smem + Swz32<5>(tok[j], w.r));
         } else {
           wd[j] = *reinterpret_cast<const uint16_t*>(vs_smem + tok[j] * (D / 4) + 2 * w.r);
         }
@@ -516,11 +503,11 @@ __device__ __forceinline__ uint32_t Smem32(const void* p) {
 }
 
 template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack, int kStages,
-          int kMinBlocks, bool kHoist>
+          int kMinBlocks>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     KittyAttentionKernelV2(KittyGeometry geo, KittyAttentionBatch batch, int chunks_per_split,
                            int fp_weight, float* __restrict__ ws) {
-  using K = AttnV2<T, D, kQuant, kSparse, kUnroll, kPack, kHoist>;
+  using K = AttnV2<T, D, kQuant, kSparse, kUnroll, kPack>;
   extern __shared__ __align__(16) uint8_t smem[];
   const StageLayout lay = MakeStageLayout(geo);
   const int warp = threadIdx.x / 32;
@@ -595,34 +582,21 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       const uint8_t* kb = batch.pools.k_pages + static_cast<int64_t>(id.x) * geo.k_page_bytes +
                           static_cast<int64_t>(kvh) * geo.k_head_bytes;
       const int plane_chunks = geo.k_idx_offset / 16, k_chunks = geo.k_head_bytes / 16;
-      if constexpr (kHoist) {
-        // x = lane + 32 k: line = lane/8 + 4 k keeps its swizzle key -> dst advances 512 B.
-        // (at most 2 D planes of 32 B and 5 D bytes of idx + meta: LaunchAttn checks)
-        const int line0 = w.lane >> 3;
-        const uint32_t dst0 =
-            Smem32(stage + line0 * 128 + (((w.lane & 7) ^ ((line0 & 3) << 1)) << 4));
-        CopyChunks<D / 8, 512>(w.lane, plane_chunks, kb, [&](int) { return dst0; });
-        const uint32_t dst_r = Smem32(stage + lay.k_planes + 16 * w.lane);
-        CopyChunks<(5 * D / 16 + 31) / 32, 512>(w.lane, k_chunks - plane_chunks,
-                                                kb + 16 * plane_chunks, [&](int) { return dst_r; });
-      } else {
-        for (int x = w.lane; x < k_chunks; x += 32) {
-          int dst;
-          if (x < plane_chunks) {
-            const int line = x >> 3;
-            dst = line * 128 + (((x & 7) ^ ((line & 3) << 1)) << 4);
-          } else {
-            dst = lay.k_planes + (x - plane_chunks) * 16;
-          }
-          CpAsync16(stage + dst, kb + 16 * x);
-        }
-      }
+      // x = lane + 32 k: line = lane/8 + 4 k keeps its swizzle key -> dst advances 512 B.
+      // (at most 2 D planes of 32 B and 5 D bytes of idx + meta: LaunchAttn checks)
+      const int line0 = w.lane >> 3;
+      const uint32_t dst0 =
+          Smem32(stage + line0 * 128 + (((w.lane & 7) ^ ((line0 & 3) << 1)) << 4));
+      CopyChunks<D / 8, 512>(w.lane, plane_chunks, kb, [&](int) { return dst0; });
+      const uint32_t dst_r = Smem32(stage + lay.k_planes + 16 * w.lane);
+      CopyChunks<(5 * D / 16 + 31) / 32, 512>(w.lane, k_chunks - plane_chunks,
+                                              kb + 16 * plane_chunks, [&](int) { return dst_r; });
       if (i < ch.n_pair) {
         const uint8_t* vb = batch.pools.v_pages + static_cast<int64_t>(id.y) * geo.v_page_bytes +
                             static_cast<int64_t>(kvh) * geo.v_head_bytes;
         uint8_t* vs = stage + lay.k_bytes;
         const int code_chunks = geo.v_meta_offset / 16, v_chunks = geo.v_head_bytes / 16;
-        if constexpr (kHoist && D == 128) {
+        if constexpr (D == 128) {
           // x = lane + 32 k: line = lane/8 + 4 k, key = (line/8 % 4) * 2 = (k/2 % 4) * 2.
           const uint32_t vd = Smem32(vs + (w.lane >> 3) * 128);
           const int l7 = w.lane & 7;
@@ -636,12 +610,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
           CopyChunks<1, 576>(w.lane, v_chunks - code_chunks, vb + 16 * code_chunks,
                              [&](int) { return md; });
         } else {
-          for (int x = w.lane; x < v_chunks; x += 32) {
-            int dst = 16 * x + (x >= code_chunks ? 16 * ((x - code_chunks) >> 3) : 0);
-            if (D == 128 && x < code_chunks) {
-              const int line = x >> 3;
-              dst = line * 128 + (((x & 7) ^ (((line >> 3) & 3) << 1)) << 4);
-            }
+          for (int x = w.lane; x < v_chunks; x += 32) {  // D = 64: codes unswizzled
+            const int dst = 16 * x + (x >= code_chunks ? 16 * ((x - code_chunks) >> 3) : 0);
             CpAsync16(vs + dst, vb + 16 * x);
           }
         }
@@ -834,8 +804,8 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
   // g <= 4 query heads per kv head: hi and lo of q*s share one mma (kPack)
   void (*kernel)(KittyGeometry, KittyAttentionBatch, int, int, float*) =
       g.num_q_heads <= 4 * g.num_kv_heads
-          ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>
-          : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, true>;
+          ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2>
+          : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2>;
   // the staging copies are unrolled for at most 2 D K planes (DB <= D) and 5 D idx + meta bytes
   if (kQuant && (g.k_idx_offset > 64 * D || g.k_head_bytes - g.k_idx_offset > 5 * D ||
                  g.v_meta_offset > 32 * D || g.v_head_bytes - g.v_meta_offset > 512)) {
