@@ -28,6 +28,12 @@ def load(folder, name):
         return json.load(f)
 
 
+# gnuplot settings of every bar chart here
+BARS = """set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1"""
+
+
 def gnuplot(script):
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
 
@@ -46,9 +52,7 @@ def plot_modes(out, title, files):
 set terminal png size 1300,460 font ',11'
 set output '{out}'
 set multiplot layout 1,3 title '{title}'
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
+{BARS}
 set grid ytics
 set key top left
 set yrange [0:*]
@@ -103,9 +107,7 @@ def plot_attention(out, title, mode, series):
 set terminal png size 1000,460 font ',11'
 set output '{out}'
 set title '{title}'
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
+{BARS}
 set grid ytics
 set key top left
 set yrange [0:*]
@@ -135,9 +137,7 @@ def main():
 set terminal png size 1100,520 font ',11'
 set output '{out}/h200_throughput_2026-12-01.png'
 set multiplot layout 1,2 title 'kitty-bench throughput, H200, synthetic models, same KV budget per mode (2026-12-01)'
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
+{BARS}
 set xtics rotate by -20 scale 0
 set grid ytics
 set key top left

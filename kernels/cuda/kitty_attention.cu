@@ -467,41 +467,6 @@ struct AttnV2 {
   }
 };
 
-// f(integral_constant<int, I>) for I = 0 .. kN-1, unrolled with I a constant expression.
-template <int kN, int kI = 0, typename F>
-__device__ __forceinline__ void StaticFor(F&& f) {
-  if constexpr (kI < kN) {
-    f(std::integral_constant<int, kI>{});
-    StaticFor<kN, kI + 1>(f);
-  }
-}
-
-// cp.async of 16 bytes gmem + kG -> smem + kS if rem > kCmp (one setp + one LDGSTS with
-// immediate offsets: written in C++, the predicated copies re-derived their 64-bit addresses).
-template <int kCmp, int kS, int kG>
-__device__ __forceinline__ void CpAsync16If(int rem, uint32_t smem, const void* gmem) {
-  asm volatile(
-      "{\n.reg .pred q;\nsetp.gt.s32 q, %0, %3;\n"
-      "@q cp.async.cg.shared.global [%1+%4], [%2+%5], 16;\n}\n" ::"r"(rem),
-      "r"(smem), "l"(gmem), "n"(kCmp), "n"(kS), "n"(kG));
-}
-
-// Copies n <= 32 kMax 16-byte chunks by cp.async: chunk x = lane + 32 k from src + 16 x to
-// shared address base(k) + kStride k (base(k) may depend on k only through constants).
-template <int kMax, int kStride, typename BaseFn>
-__device__ __forceinline__ void CopyChunks(int lane, int n, const uint8_t* src, BaseFn base) {
-  const uint8_t* s = src + 16 * lane;
-  const int rem = n - lane;
-  StaticFor<kMax>([&](auto kc) {
-    constexpr int k = decltype(kc)::value;
-    CpAsync16If<32 * k, kStride * k, 512 * k>(rem, base(k), s);
-  });
-}
-
-__device__ __forceinline__ uint32_t Smem32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack, int kStages,
           int kMinBlocks>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
