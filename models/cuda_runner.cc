@@ -804,12 +804,7 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
   };
   std::vector<kc::KvCopySegment> seg1, seg2;
   std::vector<kc::KittyPackJob> kjobs, vjobs;  // [L][nk], [L][nv]
-  int max1 = 0, max2 = 0;
-  auto add = [&](std::vector<kc::KvCopySegment>& v, int* mx, kc::KvCopySegment sg) {
-    if (sg.rows <= 0) return;
-    v.push_back(sg);
-    *mx = std::max(*mx, static_cast<int>(sg.rows));
-  };
+  int blocks1 = 0, blocks2 = 0;                // copy blocks of seg1, seg2
   auto from_new = [&](const DeviceBuffer& nb, int row) {
     kc::KvCopySegment sg;
     sg.src = el(nb, row * row_elems);
@@ -842,7 +837,7 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
         sg.dst_head_stride = int64_t{S_} * D;
         sg.dst_token_stride = D;
         sg.rows = p.n_sink;
-        add(seg1, &max1, sg);
+        kc::AppendKvCopySegment(&seg1, &blocks1, sg);
       }
     }
     // K and V tails.
@@ -863,7 +858,7 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
         sg.dst_head_stride = int64_t{cap} * D;
         sg.dst_token_stride = D;
         sg.rows = p.nn;
-        add(seg1, &max1, sg);
+        kc::AppendKvCopySegment(&seg1, &blocks1, sg);
         continue;
       }
       const DeviceBuffer& stage = isk ? kstage_ : vstage_;
@@ -879,7 +874,7 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
       a.dst_head_stride = int64_t{len} * D;
       a.dst_token_stride = D;
       a.rows = old;
-      add(seg1, &max1, a);
+      kc::AppendKvCopySegment(&seg1, &blocks1, a);
       // New rows → staging rows [old, len).
       kc::KvCopySegment b = from_new(nb, p.row0 + p.n_sink);
       b.dst = el(stage, st_base + int64_t{old} * D);
@@ -887,7 +882,7 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
       b.dst_head_stride = int64_t{len} * D;
       b.dst_token_stride = D;
       b.rows = p.nn;
-      add(seg1, &max1, b);
+      kc::AppendKvCopySegment(&seg1, &blocks1, b);
       // Sealed pages from staging.
       const int first = isk ? p.c0.num_k_pages : p.c0.num_v_pages;
       const DeviceBuffer& pages = isk ? k_pages_ : v_pages_;
@@ -924,7 +919,7 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
       c.dst_head_stride = int64_t{cap} * D;
       c.dst_token_stride = D;
       c.rows = len - kP * sealed;
-      add(seg2, &max2, c);
+      kc::AppendKvCopySegment(&seg2, &blocks2, c);
     }
   }
 
@@ -996,12 +991,12 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
     ab.pools.v_tail = el(v_tail_, int64_t{l} * vt_layer);
     RETURN_IF_ERROR(Attention(l, ab, attn_ws_.get(), attn_ws_.bytes(), plan));
     profiler_.Mark("attention");
-    RETURN_IF_ERROR(
-        kc::KvCopySegments(dt_, d_seg1, static_cast<int>(seg1.size()), max1, l, Hkv, D, stream_));
+    RETURN_IF_ERROR(kc::KvCopySegments(dt_, d_seg1, static_cast<int>(seg1.size()), blocks1, l, Hkv,
+                                       D, stream_));
     RETURN_IF_ERROR(Pack(true, d_kjobs + size_t{1} * l * nk_jobs, nk_jobs));
     RETURN_IF_ERROR(Pack(false, d_vjobs + size_t{1} * l * nv_jobs, nv_jobs));
-    RETURN_IF_ERROR(
-        kc::KvCopySegments(dt_, d_seg2, static_cast<int>(seg2.size()), max2, l, Hkv, D, stream_));
+    RETURN_IF_ERROR(kc::KvCopySegments(dt_, d_seg2, static_cast<int>(seg2.size()), blocks2, l, Hkv,
+                                       D, stream_));
     profiler_.Mark("kv append + pack");
     RETURN_IF_ERROR(gemm_->Linear(dt_, attn_.get(), T, qdim, w.wo, H, DType::kFloat32, x, 1.0f));
     profiler_.Mark("o-proj gemm");

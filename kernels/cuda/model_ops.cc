@@ -127,13 +127,13 @@ absl::Status SiluMul(DType t, const void* gate_up, int rows, int inter, void* ou
   return CudaStatus(LaunchSiluMul(e, gate_up, rows, inter, out, stream), "SiluMul");
 }
 
-absl::Status KvCopySegments(DType t, const KvCopySegment* segs, int num_segs, int max_rows,
+absl::Status KvCopySegments(DType t, const KvCopySegment* segs, int num_segs, int num_blocks,
                             int layer, int num_kv_heads, int head_dim, cudaStream_t stream) {
   ASSIGN_OR_RETURN(ModelElem e, ModelElemOf(t));
-  RETURN_IF_ERROR(Check(num_segs >= 0 && max_rows >= 0 && (num_segs == 0 || segs != nullptr),
+  RETURN_IF_ERROR(Check(num_segs >= 0 && num_blocks >= 0 && (num_segs == 0 || segs != nullptr),
                         "KvCopySegments: bad arguments"));
   return CudaStatus(
-      LaunchKvCopySegments(e, segs, num_segs, max_rows, layer, num_kv_heads, head_dim, stream),
+      LaunchKvCopySegments(e, segs, num_segs, num_blocks, layer, num_kv_heads, head_dim, stream),
       "KvCopySegments");
 }
 

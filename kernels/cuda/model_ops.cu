@@ -161,21 +161,44 @@ __global__ void SiluMulKernel(const T* __restrict__ gate_up, int64_t rows, int i
 
 // ---- KV append copies --------------------------------------------------------------------------
 
-constexpr int kCopyRowsPerBlock = 16;
-
-__global__ void KvCopyKernel(const KvCopySegment* __restrict__ segs, int layer, int D) {
-  const KvCopySegment s = segs[blockIdx.x];
+// Block b of a launch copies rows [32 (b - block0), +32) of the segment with the largest
+// block0 <= b (binary search: the segments are in block order), for kv head blockIdx.y; 16-byte
+// vectors when the rows allow it.
+__global__ void KvCopyKernel(const KvCopySegment* __restrict__ segs, int num_segs, int layer,
+                             int D) {
+  int lo = 0, hi = num_segs - 1;
+  const int b = blockIdx.x;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (segs[mid].block0 <= b) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  const KvCopySegment s = segs[lo];
   const int h = blockIdx.y;
-  const int r0 = blockIdx.z * kCopyRowsPerBlock;
-  if (r0 >= s.rows) return;
-  const int nr = min(kCopyRowsPerBlock, s.rows - r0);
+  const int r0 = (b - s.block0) * kKvCopyRowsPerBlock;
+  const int nr = min(kKvCopyRowsPerBlock, s.rows - r0);
   const uint16_t* src =
       static_cast<const uint16_t*>(s.src) + layer * s.src_layer_stride + h * s.src_head_stride;
   uint16_t* dst =
       static_cast<uint16_t*>(s.dst) + layer * s.dst_layer_stride + h * s.dst_head_stride;
-  for (int e = threadIdx.x; e < nr * D; e += blockDim.x) {
-    const int t = r0 + e / D, d = e % D;
-    dst[t * s.dst_token_stride + d] = src[t * s.src_token_stride + d];
+  const uint64_t align = reinterpret_cast<uintptr_t>(src) | reinterpret_cast<uintptr_t>(dst) |
+                         static_cast<uint64_t>(2 * s.src_token_stride) |
+                         static_cast<uint64_t>(2 * s.dst_token_stride) | (2u * D);
+  if ((align & 15) == 0) {
+    const int vpr = D / 8;  // 16-byte vectors per row
+    for (int e = threadIdx.x; e < nr * vpr; e += blockDim.x) {
+      const int t = r0 + e / vpr, x = e % vpr;
+      reinterpret_cast<uint4*>(dst + t * s.dst_token_stride)[x] =
+          reinterpret_cast<const uint4*>(src + t * s.src_token_stride)[x];
+    }
+  } else {
+    for (int e = threadIdx.x; e < nr * D; e += blockDim.x) {
+      const int t = r0 + e / D, d = e % D;
+      dst[t * s.dst_token_stride + d] = src[t * s.src_token_stride + d];
+    }
   }
 }
 
@@ -539,12 +562,11 @@ cudaError_t LaunchSiluMul(ModelElem elem, const void* gate_up, int rows, int int
 }
 
 cudaError_t LaunchKvCopySegments(ModelElem elem, const KvCopySegment* segs, int num_segs,
-                                 int max_rows, int layer, int num_kv_heads, int head_dim,
+                                 int num_blocks, int layer, int num_kv_heads, int head_dim,
                                  cudaStream_t stream) {
   (void)elem;  // 2-byte elements either way
-  if (num_segs == 0 || max_rows == 0) return cudaSuccess;
-  const dim3 grid(num_segs, num_kv_heads, (max_rows + kCopyRowsPerBlock - 1) / kCopyRowsPerBlock);
-  KvCopyKernel<<<grid, 128, 0, stream>>>(segs, layer, head_dim);
+  if (num_segs == 0 || num_blocks == 0) return cudaSuccess;
+  KvCopyKernel<<<dim3(num_blocks, num_kv_heads), 128, 0, stream>>>(segs, num_segs, layer, head_dim);
   return LastError();
 }
 

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cuda/kitty_params.h"
 
@@ -67,11 +68,22 @@ struct KvCopySegment {
   int64_t src_layer_stride = 0, src_head_stride = 0, src_token_stride = 0;
   int64_t dst_layer_stride = 0, dst_head_stride = 0, dst_token_stride = 0;
   int32_t rows = 0;
-  int32_t reserved = 0;
+  int32_t block0 = 0;  // first copy block of this segment (AppendKvCopySegment sets it)
 };
-// grid covers every segment; max_rows: the largest `rows` (host value).
+// Token rows one copy block moves (per kv head). A segment takes ceil(rows / this) blocks, so a
+// step's many one-row appends and its few long staging copies cost what they move.
+constexpr int kKvCopyRowsPerBlock = 32;
+// Appends `seg` (if it has rows) to `segs`, numbering its blocks from *num_blocks on.
+inline void AppendKvCopySegment(std::vector<KvCopySegment>* segs, int* num_blocks,
+                                KvCopySegment seg) {
+  if (seg.rows <= 0) return;
+  seg.block0 = *num_blocks;
+  *num_blocks += (seg.rows + kKvCopyRowsPerBlock - 1) / kKvCopyRowsPerBlock;
+  segs->push_back(seg);
+}
+// grid (num_blocks, num_kv_heads); segs in AppendKvCopySegment order, num_blocks its total.
 cudaError_t LaunchKvCopySegments(ModelElem elem, const KvCopySegment* segs, int num_segs,
-                                 int max_rows, int layer, int num_kv_heads, int head_dim,
+                                 int num_blocks, int layer, int num_kv_heads, int head_dim,
                                  cudaStream_t stream);
 
 // Generic (any head_dim % 4 == 0, any g) page pack over the KittyPackJob list, byte-identical

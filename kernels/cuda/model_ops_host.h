@@ -57,7 +57,7 @@ absl::Status QkvEpilogue(DType t, const float* qkv, const float* bias, const flo
                          cudaStream_t stream);
 absl::Status SiluMul(DType t, const void* gate_up, int rows, int inter, void* out,
                      cudaStream_t stream);
-absl::Status KvCopySegments(DType t, const KvCopySegment* segs, int num_segs, int max_rows,
+absl::Status KvCopySegments(DType t, const KvCopySegment* segs, int num_segs, int num_blocks,
                             int layer, int num_kv_heads, int head_dim, cudaStream_t stream);
 absl::Status GenericPackK(const KittyGeometry& g, DType t, const KittyPackJob* jobs, int num_jobs,
                           cudaStream_t stream);
