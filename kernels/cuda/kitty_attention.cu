@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <type_traits>
 
@@ -48,6 +49,14 @@ constexpr int kG = 8;  // query heads per kv head handled (mma n = 8)
 constexpr int kScStride = 136;  // floats per head row of the probability buffer
 constexpr int kPHalf = 72;      // offset of u = 64..127
 constexpr int kQPad = 16;       // q rows of D + 16 halves: conflict-free fragment loads
+
+// Host-chosen knobs of the V2 kernel (defaults and KITTY_ATTN_* overrides: AttnTuningFor).
+struct AttnTuning {
+  // Cost of a chunk in the warps' static split, in quarter pages (a sealed K+V page pair = 4):
+  // a tail chunk (K tail + new rows, V tail rows; full precision), the sink chunk, a sealed K
+  // page whose V rows are still in the V tail.
+  int w_tail, w_sink, w_mixed;
+};
 
 // Shared-memory layout of one staged K head block: swizzled planes (padded to 128 B), then
 // idx and meta at their global relative offsets.
@@ -471,7 +480,7 @@ template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack,
           int kMinBlocks>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     KittyAttentionKernelV2(KittyGeometry geo, KittyAttentionBatch batch, int chunks_per_split,
-                           int fp_weight, float* __restrict__ ws) {
+                           AttnTuning tune, float* __restrict__ ws) {
   using K = AttnV2<T, D, kQuant, kSparse, kUnroll, kPack>;
   extern __shared__ __align__(16) uint8_t smem[];
   const StageLayout lay = MakeStageLayout(geo);
@@ -584,22 +593,38 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     }
   };
 
-  // Chunks in a logical order L: full-precision chunks first (tail chunks, then the sink), then
-  // the pages. Each warp takes a contiguous range of this split's L range, balanced by weight:
-  // a full-precision chunk (rows read from global memory, not staged) counts fp_weight pages.
+  // Chunks in a logical order L: full-precision chunks first (tail chunks, the sink), then the
+  // sealed K pages whose V is in the V tail, then the page pairs. Each warp takes a contiguous
+  // range of this split's L range, balanced by the per-class costs of `tune` (quarter pages).
   // Static, so the summation order (and the output) does not depend on timing.
   const int n_fp = ch.n_tail_chunks + ch.n_sink;
   auto chunk_of = [&](int L) {
-    return L < ch.n_tail_chunks ? first_tail_chunk + L : (L < n_fp ? 0 : L - ch.n_tail_chunks);
+    if (L < ch.n_tail_chunks) return first_tail_chunk + L;
+    if (L < n_fp) return 0;
+    const int i = L - n_fp;  // page order: K-only pages, then pairs
+    return first_page_chunk + (i < ch.n_kv ? ch.n_pair + i : i - ch.n_kv);
   };
   int w_begin = c_begin, w_end = c_begin;
   if (c_end > c_begin) {
-    const int n_r = c_end - c_begin;
-    const int f_lo = min(max(n_fp - c_begin, 0), n_r);
-    const int wt = fp_weight * f_lo + (n_r - f_lo);
+    const int bound[5] = {0, ch.n_tail_chunks, n_fp, n_fp + ch.n_kv, ch.total};
+    const int cost[4] = {tune.w_tail, tune.w_sink, tune.w_mixed, 4};
+    int cnt[4], wt = 0;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      cnt[k] = max(0, min(bound[k + 1], c_end) - max(bound[k], c_begin));
+      wt += cnt[k] * cost[k];
+    }
+    // chunks of the range before cost position t (rounded up)
     auto offset = [&](int t) {
-      return t <= fp_weight * f_lo ? (t + fp_weight - 1) / fp_weight
-                                   : f_lo + (t - fp_weight * f_lo);
+      int base = 0;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int wk = cnt[k] * cost[k];
+        if (t <= wk) return base + (t + cost[k] - 1) / cost[k];
+        t -= wk;
+        base += cnt[k];
+      }
+      return base;
     };
     w_begin = c_begin + offset((warp * wt + kWarps - 1) / kWarps);
     w_end = c_begin + offset(((warp + 1) * wt + kWarps - 1) / kWarps);
@@ -752,22 +777,27 @@ size_t AttnSmemBytes(const KittyGeometry& g, int num_stages = 2) {
   return std::max(base + stages, sizeof(float) * qf + merge);
 }
 
-// Weight of a full-precision chunk in the warps' split of the chunks, in pages (A/B override:
-// KITTY_ATTN_FP_WEIGHT, read once).
-int FpChunkWeight() {
-  static const int w = [] {
-    const char* e = std::getenv("KITTY_ATTN_FP_WEIGHT");
-    const int v = e ? std::atoi(e) : 0;
-    return v > 0 ? v : 3;
+// The V2 kernel's chunk costs (see AttnTuning; H200, docs/PERFORMANCE.md sixth pass). Quantized
+// modes: a page pair is cheap (staged, 2-bit), a full-precision chunk is ~6 of them; auto: every
+// chunk is full precision. A/B override, read once: KITTY_ATTN_WEIGHTS = "tail,sink,mixed".
+AttnTuning AttnTuningFor(bool quantized) {
+  static const AttnTuning env = [] {
+    AttnTuning d{0, 0, 0};
+    if (const char* e = std::getenv("KITTY_ATTN_WEIGHTS")) {
+      int a = 0, b = 0, c = 0;
+      if (std::sscanf(e, "%d,%d,%d", &a, &b, &c) == 3 && a > 0 && b > 0 && c > 0) d = {a, b, c};
+    }
+    return d;
   }();
-  return w;
+  if (env.w_tail > 0) return env;
+  return quantized ? AttnTuning{24, 8, 8} : AttnTuning{12, 12, 4};
 }
 
 template <typename T, int D, bool kQuant, bool kSparse>
 cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
                        const KittySplitPlan& plan, void* workspace, cudaStream_t stream) {
   // g <= 4 query heads per kv head: hi and lo of q*s share one mma (kPack)
-  void (*kernel)(KittyGeometry, KittyAttentionBatch, int, int, float*) =
+  void (*kernel)(KittyGeometry, KittyAttentionBatch, int, AttnTuning, float*) =
       g.num_q_heads <= 4 * g.num_kv_heads
           ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2>
           : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2>;
@@ -782,7 +812,7 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
                                          static_cast<int>(smem));
   if (err != cudaSuccess) return err;
   const dim3 grid(plan.num_splits, g.num_kv_heads, b.num_items);
-  kernel<<<grid, kWarps * 32, smem, stream>>>(g, b, plan.chunks_per_split, FpChunkWeight(),
+  kernel<<<grid, kWarps * 32, smem, stream>>>(g, b, plan.chunks_per_split, AttnTuningFor(kQuant),
                                               static_cast<float*>(workspace));
   err = cudaGetLastError();
   if (err != cudaSuccess || plan.num_splits == 1) return err;
