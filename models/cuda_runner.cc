@@ -178,7 +178,8 @@ class CudaRunner : public ModelRunner {
   size_t ActivationBytes(int64_t tokens) const;
   absl::Status ReserveActivations(int tokens, int rows_out, size_t k_stage_elems,
                                   size_t v_stage_elems);
-  absl::Status Attention(int layer, const kc::KittyAttentionBatch& b, void* ws, size_t ws_bytes,
+  absl::Status Attention(int layer, const kc::KittyAttentionBatch& b,
+                         const kc::KittyQueryGroups& groups, void* ws, size_t ws_bytes,
                          const kc::KittySplitPlan& plan);
   absl::Status Pack(bool k, const kc::KittyPackJob* jobs, int n);
 
@@ -611,11 +612,12 @@ absl::Status CudaRunner::ReserveActivations(int T, int R, size_t k_stage_elems,
   return absl::OkStatus();
 }
 
-absl::Status CudaRunner::Attention(int layer, const kc::KittyAttentionBatch& b, void* ws,
-                                   size_t ws_bytes, const kc::KittySplitPlan& plan) {
+absl::Status CudaRunner::Attention(int layer, const kc::KittyAttentionBatch& b,
+                                   const kc::KittyQueryGroups& groups, void* ws, size_t ws_bytes,
+                                   const kc::KittySplitPlan& plan) {
   (void)layer;
   if (use_kitty_) {
-    return kc::KittyAttention(spec_, dt_, c_.num_heads, b, plan, ws, ws_bytes, stream_);
+    return kc::KittyAttention(spec_, dt_, c_.num_heads, b, plan, ws, ws_bytes, stream_, groups);
   }
   return kc::GenericAttention(geo_, dt_, b, stream_);
 }
@@ -930,6 +932,17 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
   const size_t o_items = mb.Put(items), o_seg1 = mb.Put(seg1), o_seg2 = mb.Put(seg2);
   const size_t o_kjobs = mb.Put(kjobs), o_vjobs = mb.Put(vjobs);
   const size_t o_sparams = mb.Put(sparams), o_pen = mb.Put(penalties);
+  // Prefill chunks: up to 8/g consecutive tokens per attention CTA (they share the prefix reads).
+  // KITTY_ATTN_GROUPS=0 keeps one token per CTA (A/B).
+  static const bool group_env = [] {
+    const char* e = std::getenv("KITTY_ATTN_GROUPS");
+    return e == nullptr || std::atoi(e) != 0;
+  }();
+  std::vector<kc::KittyQueryGroup> groups;
+  if (use_kitty_ && group_env && static_cast<int>(items.size()) > B) {
+    groups = kc::GroupQueryItems(items, Hq / Hkv);
+  }
+  const size_t o_groups = mb.Put(groups);
   const size_t meta_bytes = mb.bytes().size();
   RETURN_IF_ERROR(meta_.Reserve(meta_bytes, "step metadata"));
   RETURN_IF_ERROR(meta_host_.Reserve(meta_bytes, "step metadata"));
@@ -960,6 +973,14 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
   ab.out = attn_.get();
   ab.scale = 1.0f / std::sqrt(static_cast<float>(D));
   ab.max_item_tokens = max_item_tokens;
+  kc::KittyQueryGroups gq;
+  if (!groups.empty() && groups.size() < items.size()) {
+    gq.groups = reinterpret_cast<const kc::KittyQueryGroup*>(dev(o_groups));
+    gq.num_groups = static_cast<int32_t>(groups.size());
+    for (const kc::KittyQueryGroup& gr : groups) {
+      gq.max_group_items = std::max(gq.max_group_items, gr.num_items);
+    }
+  }
   kc::KittySplitPlan plan;
   if (use_kitty_) {
     ASSIGN_OR_RETURN(plan, kc::MakeKittyAttentionPlan(spec_, dt_, Hq, T, max_item_tokens));
@@ -989,7 +1010,7 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
     ab.pools.sink = el(mirror_, int64_t{l} * mirror_layer);
     ab.pools.k_tail = el(k_tail_, int64_t{l} * kt_layer);
     ab.pools.v_tail = el(v_tail_, int64_t{l} * vt_layer);
-    RETURN_IF_ERROR(Attention(l, ab, attn_ws_.get(), attn_ws_.bytes(), plan));
+    RETURN_IF_ERROR(Attention(l, ab, gq, attn_ws_.get(), attn_ws_.bytes(), plan));
     profiler_.Mark("attention");
     RETURN_IF_ERROR(kc::KvCopySegments(dt_, d_seg1, static_cast<int>(seg1.size()), blocks1, l, Hkv,
                                        D, stream_));

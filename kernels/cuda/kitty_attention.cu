@@ -2,7 +2,9 @@
 // -----------------------------------------------------------------------------
 // Fused Kitty attention over sink + sealed K/V pages + fp tails + the new tokens, for decode
 // (one query token per sequence) and prefill chunks (one item per query token, causal through
-// KittyQueryItem::num_new). Flash-decoding: grid (splits, Hkv, items); each CTA takes a range
+// KittyQueryItem::num_new; with KittyQueryGroups, up to 8/g consecutive tokens of a
+// chunk share a CTA as extra mma columns, each masked to its own causal limit).
+// Flash-decoding: grid (splits, Hkv, items or groups); each CTA takes a range
 // of 128-token chunks of one (item, kv head) and all g <= 8 query heads of that group, its
 // 4 warps take chunks round robin, keep an fp32 online softmax each, merge in shared memory,
 // and a second kernel merges the splits.
@@ -128,9 +130,11 @@ struct AttnV2 {
   }
 
   // ---- logits (log2 units) of n full-precision K rows (tensor cores, T operands) ----------
+  // Rows t < n exist; without kPack, column HeadBase + k also needs t < lim[k] (query groups:
+  // each token of the group sees the new rows up to itself).
   template <typename RowFn>
-  static __device__ void ScoresFp(const Warp& w, const T* qt, int n, float sl2, RowFn row,
-                                  float (&x)[8][kNV]) {
+  static __device__ void ScoresFp(const Warp& w, const T* qt, int n, const int (&lim)[2], float sl2,
+                                  RowFn row, float (&x)[8][kNV]) {
     uint32_t b[kKSteps][2];  // q rows >= g are zero (with kPack: the lo columns 4-7)
 #pragma unroll
     for (int ks = 0; ks < kKSteps; ++ks) {
@@ -160,10 +164,10 @@ struct AttnV2 {
         x[i][0] = ok ? y[0] * sl2 : -INFINITY;
         x[i][1] = ok ? y[1] * sl2 : -INFINITY;
       } else {
-        x[i][0] = pa ? c[0] * sl2 : -INFINITY;
-        x[i][1] = pa ? c[1] * sl2 : -INFINITY;
-        x[i][2] = pb ? c[2] * sl2 : -INFINITY;
-        x[i][3] = pb ? c[3] * sl2 : -INFINITY;
+        x[i][0] = pa && ta < lim[0] ? c[0] * sl2 : -INFINITY;
+        x[i][1] = pa && ta < lim[1] ? c[1] * sl2 : -INFINITY;
+        x[i][2] = pb && tb < lim[0] ? c[2] * sl2 : -INFINITY;
+        x[i][3] = pb && tb < lim[1] ? c[3] * sl2 : -INFINITY;
       }
     }
   }
@@ -314,7 +318,11 @@ struct AttnV2 {
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
         const float mn = fmaxf(w.m[j], mx[j]);
-        alpha[j] = Exp2Ftz(w.m[j] - mn);
+        if constexpr (kPack) {
+          alpha[j] = Exp2Ftz(w.m[j] - mn);
+        } else {  // a query-group column with no visible row yet keeps m = -inf, o = l = 0
+          alpha[j] = mn == -INFINITY ? 1.0f : Exp2Ftz(w.m[j] - mn);
+        }
         w.l[j] *= alpha[j];
         w.m[j] = mn;
       }
@@ -331,6 +339,13 @@ struct AttnV2 {
     }
     float* s0 = sc + HeadBase(w) * kScStride;
     float* s1 = s0 + kScStride;
+    // A query-group column (never with kPack) can see no row of a chunk yet (m = -inf): p =
+    // 2^-inf = 0, not NaN.
+    float mref[2] = {w.m[0], w.m[1]};
+    if constexpr (!kPack) {
+      mref[0] = w.m[0] == -INFINITY ? 0.0f : w.m[0];
+      mref[1] = w.m[1] == -INFINITY ? 0.0f : w.m[1];
+    }
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
 #pragma unroll
@@ -338,7 +353,7 @@ struct AttnV2 {
         // token row: kPack r (+8 if upper), else r for j < 2 and r+8 for j >= 2
         const bool hi_row = kPack ? w.upper : j >= 2;
         const int u = (hi_row ? kPHalf : 0) + 8 * i + w.r;
-        const float p = Exp2Ftz(x[i][j] - w.m[j & 1]);
+        const float p = Exp2Ftz(x[i][j] - mref[j & 1]);
         ((j & 1) ? s1 : s0)[u] = p;
         w.l[j & 1] += p;
       }
@@ -480,12 +495,13 @@ template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack,
           int kMinBlocks>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     KittyAttentionKernelV2(KittyGeometry geo, KittyAttentionBatch batch, int chunks_per_split,
-                           AttnTuning tune, float* __restrict__ ws) {
+                           AttnTuning tune, float* __restrict__ ws,
+                           const KittyQueryGroup* __restrict__ groups) {
   using K = AttnV2<T, D, kQuant, kSparse, kUnroll, kPack>;
   extern __shared__ __align__(16) uint8_t smem[];
   const StageLayout lay = MakeStageLayout(geo);
   const int warp = threadIdx.x / 32;
-  const int split = blockIdx.x, kvh = blockIdx.y, item_id = blockIdx.z;
+  const int split = blockIdx.x, kvh = blockIdx.y;
   const int hkv = geo.num_kv_heads, hq = geo.num_q_heads, g = hq / hkv;
   const int S = geo.sink_capacity;
 
@@ -499,15 +515,40 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   uint8_t* stages = stage_base + warp * (kQuant ? kStages * lay.stage : 0);
   uint8_t* inv = stage_base + (kQuant ? kWarps * kStages * lay.stage : 0) + warp * 128;
 
-  const KittyQueryItem item = batch.items[item_id];
+  // This CTA's query items: one, or a group of nt consecutive tokens of one prefill chunk whose
+  // g heads each fill mma columns nt*g <= 8 (column h: item first + h / g, head h % g).
+  // (kPack: never grouped; its code is kept exactly as for one item per CTA)
+  int first = blockIdx.z, nt = 1;
+  if constexpr (!kPack) {
+    if (groups != nullptr) {
+      const KittyQueryGroup gr = groups[blockIdx.z];
+      first = gr.first_item;
+      nt = gr.num_items;
+    }
+  }
+  const int ncols = nt * g;
+  const KittyQueryItem item = batch.items[first + nt - 1];  // the last sees the most new rows
+  const int num_new0 = item.num_new - (nt - 1);
   const KittySeqDesc seq = batch.seqs[item.seq];
-  const T* q = static_cast<const T*>(batch.q) + (static_cast<int64_t>(item_id) * hq + kvh * g) * D;
-  for (int e = threadIdx.x; e < kG * D; e += blockDim.x) {
-    const int h = e / D;
-    const float f = h < g ? ToF(q[e]) : 0.0f;
-    const int qe = h * (D + kQPad) + e % D;
-    q16[qe] = __float2half_rn(f);
-    qt[qe] = h < g ? q[e] : FromF<T>(0.0f);
+  if constexpr (kPack) {
+    const T* q = static_cast<const T*>(batch.q) + (static_cast<int64_t>(first) * hq + kvh * g) * D;
+    for (int e = threadIdx.x; e < kG * D; e += blockDim.x) {
+      const int h = e / D;
+      const float f = h < g ? ToF(q[e]) : 0.0f;
+      const int qe = h * (D + kQPad) + e % D;
+      q16[qe] = __float2half_rn(f);
+      qt[qe] = h < g ? q[e] : FromF<T>(0.0f);
+    }
+  } else {
+    for (int e = threadIdx.x; e < kG * D; e += blockDim.x) {
+      const int h = e / D;
+      const T* q = static_cast<const T*>(batch.q) +
+                   (static_cast<int64_t>(first + h / g) * hq + kvh * g + h % g) * D + e % D;
+      const bool ok = h < ncols;
+      const int qe = h * (D + kQPad) + e % D;
+      q16[qe] = __float2half_rn(ok ? ToF(*q) : 0.0f);
+      qt[qe] = ok ? *q : FromF<T>(0.0f);
+    }
   }
   __syncthreads();
 
@@ -643,6 +684,15 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     }
     return id;
   };
+  // Causal limit of this lane's columns HeadBase + k over the tail rows (K tail, then new):
+  // token j of a group sees new rows < num_new0 + j; columns past the group see everything.
+  constexpr int kNoLim[2] = {kP, kP};
+  int tail_lim[2];
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    const int h = K::HeadBase(w) + k;
+    tail_lim[k] = h < ncols ? seq.k_tail_tokens + num_new0 + h / g : ch.tail_rows;
+  }
   int it = 0;
   if (w_begin < w_end) issue(chunk_of(w_begin), stages, ids_of(w_begin));
   if constexpr (kQuant) CpAsyncCommit();
@@ -661,7 +711,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       const int n = seq.sink_tokens;
       float x[8][K::kNV];
       K::ScoresFp(
-          w, qt, n, sl2, [&](int t) { return sink_k + t * D; }, x);
+          w, qt, n, kNoLim, sl2, [&](int t) { return sink_k + t * D; }, x);
       K::Softmax(w, x, sc);
       K::PvFp(w, sc, n, [&](int t) { return sink_v + t * D; });
     } else if (c < first_tail_chunk) {
@@ -674,7 +724,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
                           batch.pools.k_pages + static_cast<int64_t>(k_ids[i]) * geo.k_page_bytes) +
                       static_cast<int64_t>(kvh) * kP * D;
         K::ScoresFp(
-            w, qt, kP, sl2, [&](int t) { return kp + t * D; }, x);
+            w, qt, kP, kNoLim, sl2, [&](int t) { return kp + t * D; }, x);
       }
       K::Softmax(w, x, sc);
       if (i < ch.n_pair) {
@@ -697,8 +747,13 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       const int ck = seq.k_tail_tokens;
       const T* vt = v_tail + static_cast<int64_t>(ch.n_kv) * kP * D;
       float x[8][K::kNV];
+      int lim[2] = {kP, kP};
+      if constexpr (!kPack) {
+        lim[0] = tail_lim[0] - r0;
+        lim[1] = tail_lim[1] - r0;
+      }
       K::ScoresFp(
-          w, qt, n, sl2,
+          w, qt, n, lim, sl2,
           [&](int t) {
             const int rr = r0 + t;
             return rr < ck ? k_tail + rr * D : k_new + (rr - ck) * new_stride;
@@ -739,7 +794,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   }
   __syncthreads();
   const int num_splits = gridDim.x;
-  for (int e = threadIdx.x; e < g * D; e += blockDim.x) {
+  for (int e = threadIdx.x; e < ncols * D; e += blockDim.x) {
     const int h = e / D, d = e % D;
     float M = -INFINITY;
 #pragma unroll
@@ -753,7 +808,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
         O += f * mo[(x * kG + h) * D + d];
       }
     }
-    const int64_t head = static_cast<int64_t>(item_id) * hq + kvh * g + h;
+    const int64_t head = kPack ? static_cast<int64_t>(first) * hq + kvh * g + h
+                               : static_cast<int64_t>(first + h / g) * hq + kvh * g + h % g;
     if (num_splits == 1) {
       static_cast<T*>(batch.out)[head * D + d] = FromF<T>(O / L);
     } else {
@@ -795,10 +851,12 @@ AttnTuning AttnTuningFor(bool quantized) {
 
 template <typename T, int D, bool kQuant, bool kSparse>
 cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
-                       const KittySplitPlan& plan, void* workspace, cudaStream_t stream) {
+                       const KittySplitPlan& plan, void* workspace, cudaStream_t stream,
+                       const KittyQueryGroups& gq) {
   // g <= 4 query heads per kv head: hi and lo of q*s share one mma (kPack)
-  void (*kernel)(KittyGeometry, KittyAttentionBatch, int, AttnTuning, float*) =
-      g.num_q_heads <= 4 * g.num_kv_heads
+  void (*kernel)(KittyGeometry, KittyAttentionBatch, int, AttnTuning, float*,
+                 const KittyQueryGroup*) =
+      g.num_q_heads <= 4 * g.num_kv_heads && (gq.groups == nullptr || gq.max_group_items <= 1)
           ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2>
           : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2>;
   // the staging copies are unrolled for at most 2 D K planes (DB <= D) and 5 D idx + meta bytes
@@ -811,9 +869,9 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
   if (err != cudaSuccess) return err;
-  const dim3 grid(plan.num_splits, g.num_kv_heads, b.num_items);
+  const dim3 grid(plan.num_splits, g.num_kv_heads, gq.groups ? gq.num_groups : b.num_items);
   kernel<<<grid, kWarps * 32, smem, stream>>>(g, b, plan.chunks_per_split, AttnTuningFor(kQuant),
-                                              static_cast<float*>(workspace));
+                                              static_cast<float*>(workspace), gq.groups);
   err = cudaGetLastError();
   if (err != cudaSuccess || plan.num_splits == 1) return err;
   KittyMergeKernel<T, D><<<dim3(b.num_items, g.num_q_heads), D, 0, stream>>>(
@@ -823,20 +881,22 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
 
 template <typename T, int D>
 cudaError_t DispatchMode(const KittyGeometry& g, const KittyAttentionBatch& b,
-                         const KittySplitPlan& plan, void* ws, cudaStream_t stream) {
-  if (!g.quantized) return LaunchAttn<T, D, false, false>(g, b, plan, ws, stream);
-  if (g.boost_channels == 0) return LaunchAttn<T, D, true, false>(g, b, plan, ws, stream);
-  return LaunchAttn<T, D, true, true>(g, b, plan, ws, stream);
+                         const KittySplitPlan& plan, void* ws, cudaStream_t stream,
+                         const KittyQueryGroups& gq) {
+  if (!g.quantized) return LaunchAttn<T, D, false, false>(g, b, plan, ws, stream, gq);
+  if (g.boost_channels == 0) return LaunchAttn<T, D, true, false>(g, b, plan, ws, stream, gq);
+  return LaunchAttn<T, D, true, true>(g, b, plan, ws, stream, gq);
 }
 
 template <typename T>
 cudaError_t DispatchHeadDim(const KittyGeometry& g, const KittyAttentionBatch& b,
-                            const KittySplitPlan& plan, void* ws, cudaStream_t stream) {
+                            const KittySplitPlan& plan, void* ws, cudaStream_t stream,
+                            const KittyQueryGroups& gq) {
   switch (g.head_dim) {
     case 64:
-      return DispatchMode<T, 64>(g, b, plan, ws, stream);
+      return DispatchMode<T, 64>(g, b, plan, ws, stream, gq);
     case 128:
-      return DispatchMode<T, 128>(g, b, plan, ws, stream);
+      return DispatchMode<T, 128>(g, b, plan, ws, stream, gq);
     default:
       return cudaErrorInvalidValue;
   }
@@ -872,11 +932,12 @@ KittySplitPlan PlanKittyAttention(const KittyGeometry& g, int num_items, long lo
 
 cudaError_t LaunchKittyAttention(const KittyGeometry& g, KittyElem elem,
                                  const KittyAttentionBatch& batch, const KittySplitPlan& plan,
-                                 void* workspace, cudaStream_t stream) {
+                                 void* workspace, cudaStream_t stream,
+                                 const KittyQueryGroups& groups) {
   if (batch.num_items == 0) return cudaSuccess;
   return elem == KittyElem::kBF16
-             ? DispatchHeadDim<__nv_bfloat16>(g, batch, plan, workspace, stream)
-             : DispatchHeadDim<__half>(g, batch, plan, workspace, stream);
+             ? DispatchHeadDim<__nv_bfloat16>(g, batch, plan, workspace, stream, groups)
+             : DispatchHeadDim<__half>(g, batch, plan, workspace, stream, groups);
 }
 
 }  // namespace kitty::kernels::cuda

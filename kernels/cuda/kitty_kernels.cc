@@ -4,6 +4,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -123,9 +124,29 @@ absl::StatusOr<KittySplitPlan> MakeKittyAttentionPlan(const KvCacheSpec& spec, D
   return PlanKittyAttention(g, num_items, max_item_tokens, sms);
 }
 
+std::vector<KittyQueryGroup> GroupQueryItems(const std::vector<KittyQueryItem>& items, int g) {
+  const int cap = std::max(1, 8 / std::max(g, 1));
+  std::vector<KittyQueryGroup> groups;
+  for (int i = 0; i < static_cast<int>(items.size()); ++i) {
+    if (!groups.empty()) {
+      KittyQueryGroup& last = groups.back();
+      const KittyQueryItem& prev = items[i - 1];
+      const KittyQueryItem& cur = items[i];
+      if (last.num_items < cap && cur.seq == prev.seq && cur.new_offset == prev.new_offset &&
+          cur.num_new == prev.num_new + 1) {
+        ++last.num_items;
+        continue;
+      }
+    }
+    groups.push_back({i, 1});
+  }
+  return groups;
+}
+
 absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
                             const KittyAttentionBatch& batch, const KittySplitPlan& plan,
-                            void* workspace, size_t workspace_bytes, CudaStream stream) {
+                            void* workspace, size_t workspace_bytes, CudaStream stream,
+                            const KittyQueryGroups& groups) {
   ASSIGN_OR_RETURN(KittyElem elem, ElemOf(fp));
   ASSIGN_OR_RETURN(KittyGeometry g, MakeKittyGeometry(spec, fp, num_q_heads));
   if (batch.num_items < 0) return absl::InvalidArgumentError("num_items must be >= 0");
@@ -135,6 +156,14 @@ absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
       batch.pools.sink == nullptr || batch.pools.k_tail == nullptr ||
       batch.pools.v_tail == nullptr || batch.k_page_ids == nullptr || batch.v_page_ids == nullptr) {
     return absl::InvalidArgumentError("KittyAttention: null pointer in batch");
+  }
+  if (groups.groups != nullptr &&
+      (groups.num_groups < 1 || groups.num_groups > batch.num_items || groups.max_group_items < 1 ||
+       groups.max_group_items * (num_q_heads / spec.num_kv_heads) > 8)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KittyAttention: ", groups.num_groups, " query groups of up to ",
+                     groups.max_group_items, " items for ", batch.num_items,
+                     " items; at most 8 query heads per group (GroupQueryItems)"));
   }
   if (plan.num_splits < 1 || plan.chunks_per_split < 1) {
     return absl::InvalidArgumentError("KittyAttention: invalid split plan");
@@ -149,7 +178,7 @@ absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
     return absl::InvalidArgumentError(absl::StrCat("workspace of ", workspace_bytes,
                                                    " bytes, plan needs ", plan.workspace_bytes));
   }
-  return CudaStatus(LaunchKittyAttention(g, elem, batch, plan, workspace, stream),
+  return CudaStatus(LaunchKittyAttention(g, elem, batch, plan, workspace, stream, groups),
                     "KittyAttention");
 }
 

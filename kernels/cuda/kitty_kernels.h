@@ -23,6 +23,7 @@
 #define KITTY_KERNELS_CUDA_KITTY_KERNELS_H_
 
 #include <cstddef>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -55,11 +56,17 @@ absl::StatusOr<KittySplitPlan> MakeKittyAttentionPlan(const KvCacheSpec& spec, D
                                                       int num_q_heads, int num_items,
                                                       int64_t max_item_tokens);
 
+// Groups of at most max(1, 8 / g) consecutive items that are consecutive tokens of one
+// sequence's prefill chunk (same seq and new_offset, num_new + 1 each); decode items stay
+// alone. g = num_q_heads / num_kv_heads. For KittyQueryGroups.
+std::vector<KittyQueryGroup> GroupQueryItems(const std::vector<KittyQueryItem>& items, int g);
 // Attention of every item of `batch` (decode: one item per sequence with num_new = 1).
 // workspace: plan.workspace_bytes of device memory (may be null when 0).
+// groups: optional (default: one item per CTA), see KittyQueryGroups.
 absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
                             const KittyAttentionBatch& batch, const KittySplitPlan& plan,
-                            void* workspace, size_t workspace_bytes, CudaStream stream);
+                            void* workspace, size_t workspace_bytes, CudaStream stream,
+                            const KittyQueryGroups& groups = {});
 
 }  // namespace kitty::kernels::cuda
 

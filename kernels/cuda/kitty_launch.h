@@ -29,7 +29,8 @@ KittySplitPlan PlanKittyAttention(const KittyGeometry& g, int num_items, long lo
 // Fused attention (decode and prefill chunks). workspace: plan.workspace_bytes.
 cudaError_t LaunchKittyAttention(const KittyGeometry& g, KittyElem elem,
                                  const KittyAttentionBatch& batch, const KittySplitPlan& plan,
-                                 void* workspace, cudaStream_t stream);
+                                 void* workspace, cudaStream_t stream,
+                                 const KittyQueryGroups& groups);
 
 }  // namespace kitty::kernels::cuda
 

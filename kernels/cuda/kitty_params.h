@@ -56,6 +56,14 @@ struct KittyQueryItem {
   int32_t reserved = 0;
 };
 
+// Consecutive query items [first_item, first_item + num_items) that one CTA serves together:
+// the tokens of one prefill chunk of one sequence in order (item k + 1 has num_new one larger
+// than item k). With g = Hq/Hkv query heads per kv head, up to 8/g tokens share the mma's 8
+// columns, so each K/V row of the prefix is read once per group instead of once per token.
+struct KittyQueryGroup {
+  int32_t first_item = 0;
+  int32_t num_items = 1;
+};
 // One layer's pools (base pointers already offset to the layer).
 struct KittyLayerPools {
   const uint8_t* k_pages = nullptr;  // [num_pages][k_page_bytes]
@@ -100,9 +108,18 @@ struct KittyAttentionBatch {
   // Host value: an upper bound on (cached tokens + num_new) over all items; sizes the split.
   int64_t max_item_tokens = 0;
 };
+// Optional grouping of a batch's items (GroupQueryItems): groups in device memory, num_groups
+// of them, each of at most max_group_items (host values) <= 8/g items. Kept out of
+// KittyAttentionBatch: the kernels take that by value, and past 128 bytes nvcc stopped keeping
+// its fields in registers (H200: decode attention +3.5%).
+struct KittyQueryGroups {
+  const KittyQueryGroup* groups = nullptr;
+  int32_t num_groups = 0;
+  int32_t max_group_items = 1;
+};
 
-// Split plan of one attention launch (flash-decoding): grid (num_splits, Hkv, items); each
-// split covers chunks_per_split 128-token chunks of its item.
+// Split plan of one attention launch (flash-decoding): grid (num_splits, Hkv, items or groups);
+// each split covers chunks_per_split 128-token chunks of its item.
 struct KittySplitPlan {
   int num_splits = 1;
   int chunks_per_split = 1;

@@ -307,6 +307,7 @@ struct AttnCase {
   int d, hkv, g;
   std::vector<int64_t> lens;  // cached tokens per sequence
   int num_new;                // 1 = decode; > 1 = prefill chunk (one item per new token)
+  bool grouped = false;       // prefill tokens share CTAs in query groups (GroupQueryItems)
 };
 
 struct AttnErr {
@@ -416,11 +417,21 @@ void RunAttention(const AttnCase& c, uint32_t seed, AttnErr* err) {
   b.out = out_d.get();
   b.scale = scale;
   b.max_item_tokens = max_tokens;
+  const std::vector<KittyQueryGroup> groups = GroupQueryItems(items, c.g);
+  DevBuf groups_d = DevBuf::From(groups);
+  KittyQueryGroups gq;
+  if (c.grouped) {
+    gq.groups = groups_d.as<KittyQueryGroup>();
+    gq.num_groups = static_cast<int32_t>(groups.size());
+    for (const KittyQueryGroup& gr : groups)
+      gq.max_group_items = std::max(gq.max_group_items, gr.num_items);
+    EXPECT_EQ(gq.max_group_items, std::min(c.num_new, std::max(1, 8 / c.g)));
+  }
   absl::StatusOr<KittySplitPlan> plan = MakeKittyAttentionPlan(spec, fp, hq, nitems, max_tokens);
   ASSERT_TRUE(plan.ok()) << plan.status();
   DevBuf ws(plan->workspace_bytes);
   const absl::Status st =
-      KittyAttention(spec, fp, hq, b, *plan, ws.get(), plan->workspace_bytes, nullptr);
+      KittyAttention(spec, fp, hq, b, *plan, ws.get(), plan->workspace_bytes, nullptr, gq);
   ASSERT_TRUE(st.ok()) << st;
   CUDA_OK(cudaDeviceSynchronize());
   const std::vector<uint16_t> out_bits = out_d.To<uint16_t>();
@@ -579,6 +590,25 @@ TEST_F(KittyCudaTest, PrefillChunkMatchesCpuReference) {
   }
 }
 
+// Query groups: 8/g prefill tokens per CTA (the last group of a chunk partial: 150 = 18 x 8 + 6
+// for g = 1), causal per column, tails that span two chunks (161 + 150 rows); same tolerances.
+TEST_F(KittyCudaTest, PrefillGroupsMatchCpuReference) {
+  uint32_t seed = 1300;
+  for (DType fp : {DType::kFloat16, DType::kBFloat16}) {
+    for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKivi2, KvCacheMode::kKittyPro}) {
+      for (int d : {64, 128}) {
+        for (int g : {1, 2, 4}) {
+          const AttnCase c{mode, fp, d, 2, g, {0, 40, 161, 300}, 150, true};
+          AttnErr e;
+          RunAttention(c, seed++, &e);
+          if (HasFatalFailure()) return;
+          ReportCase(c, e);
+        }
+      }
+    }
+  }
+}
+
 // Small cases for compute-sanitizer (memcheck, racecheck): --gtest_filter=*Sanitizer*
 TEST_F(KittyCudaTest, SanitizerSmoke) {
   PackCounts k, v;
@@ -591,9 +621,30 @@ TEST_F(KittyCudaTest, SanitizerSmoke) {
       AttnErr e;
       RunAttention({mode, DType::kBFloat16, d, 2, 4, {1, 33, 161, 289, 700}, 1}, seed++, &e);
       RunAttention({mode, DType::kFloat16, d, 1, 8, {40, 300}, 20}, seed++, &e);
+      RunAttention({mode, DType::kBFloat16, d, 2, 2, {0, 161}, 37, true}, seed++, &e);
       if (HasFatalFailure()) return;
     }
   }
+}
+
+TEST(KittyCudaApiTest, GroupQueryItems) {
+  // seq 0: 5 prefill tokens; seq 1: decode; seq 2: 3 prefill tokens; seq 3: decode
+  std::vector<KittyQueryItem> items;
+  for (int j = 0; j < 5; ++j) items.push_back({0, 11 + j, 0, 0});
+  items.push_back({1, 1, 5, 0});
+  for (int j = 0; j < 3; ++j) items.push_back({2, 1 + j, 6, 0});
+  items.push_back({3, 1, 9, 0});
+  auto flat = [](const std::vector<KittyQueryGroup>& gs) {
+    std::vector<std::pair<int, int> > v;
+    for (const KittyQueryGroup& gr : gs) v.push_back({gr.first_item, gr.num_items});
+    return v;
+  };
+  using V = std::vector<std::pair<int, int> >;
+  EXPECT_EQ(flat(GroupQueryItems(items, 4)),
+            (V{{0, 2}, {2, 2}, {4, 1}, {5, 1}, {6, 2}, {8, 1}, {9, 1}}));
+  EXPECT_EQ(flat(GroupQueryItems(items, 1)), (V{{0, 5}, {5, 1}, {6, 3}, {9, 1}}));
+  EXPECT_EQ(flat(GroupQueryItems(items, 8)).size(), items.size());
+  EXPECT_TRUE(GroupQueryItems({}, 4).empty());
 }
 
 TEST(KittyCudaApiTest, RejectsBadShapes) {
