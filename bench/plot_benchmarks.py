@@ -8,6 +8,9 @@ Usage: bench/plot_benchmarks.py docs/results/2026-12-01-h200 docs/img
   one workload, one bar per kitty-bench throughput JSON: output tokens/s, peak sequences, step vs floor
        bench/plot_benchmarks.py --attention OUT.png "TITLE" MODE LABEL=BENCH.md... [sdpa=SDPA.txt]
   kitty_attention_bench tables (and bench/sdpa_peer.py's best backend): time per shape of MODE
+       bench/plot_benchmarks.py --sweep OUT.png "TITLE" RUN.json...
+  one workload at several batch sizes (kitty-bench throughput rows, any number per file): output
+  tokens/s and step / floor against the peak concurrent sequences, one line per mode
 """
 import json
 import os
@@ -116,7 +119,48 @@ plot {plots}
 """)
 
 
+def plot_sweep(out, title, files):
+    """Lines per mode: output tokens/s and step / floor against peak concurrent sequences."""
+    by_mode = {}
+    for f in files:
+        with open(f) as fh:
+            for r in json.load(fh)["throughput"]:
+                by_mode.setdefault(r["mode"], []).append(r)
+    tmp = tempfile.mkdtemp()
+    dat = os.path.join(tmp, "sweep.dat")
+    modes = sorted(by_mode)
+    with open(dat, "w") as d:
+        for m in modes:
+            d.write("# %s\n" % m)
+            for r in sorted(by_mode[m], key=lambda r: r["peak_running"]):
+                d.write("%d %.0f %.2f\n" % (r["peak_running"], r["output_tokens_per_s"],
+                                            r["mean_step_time_s"] / r["mean_floor_step_s"]))
+            d.write("\n\n")
+    tp = ", ".join("'%s' index %d using 1:2 with linespoints lw 2 pt 7 title '%s'" % (dat if i == 0 else "", i, m)
+                   for i, m in enumerate(modes))
+    fr = ", ".join("'%s' index %d using 1:3 with linespoints lw 2 pt 7 title '%s'" % (dat if i == 0 else "", i, m)
+                   for i, m in enumerate(modes))
+    gnuplot(f"""
+set terminal png size 1200,480 font ',11'
+set output '{out}'
+set multiplot layout 1,2 title '{title}'
+set grid
+set key bottom right
+set xlabel 'peak concurrent sequences'
+set xrange [0:*]
+set yrange [0:*]
+set ylabel 'output tokens/s'
+plot {tp}
+set key top left
+set ylabel 'decode step / floor (roofline)'
+plot {fr}
+unset multiplot
+""")
+
+
 def main():
+    if sys.argv[1] == "--sweep":
+        return plot_sweep(sys.argv[2], sys.argv[3], sys.argv[4:])
     if sys.argv[1] == "--modes":
         return plot_modes(sys.argv[2], sys.argv[3], sys.argv[4:])
     if sys.argv[1] == "--attention":
