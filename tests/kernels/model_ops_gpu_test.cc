@@ -1,4 +1,5 @@
-// GPU tests of kernels/cuda/model_ops (label gpu; skipped without a CUDA device):
+// Tests of kernels/cuda/model_ops (label gpu; the GPU ones skip without a CUDA device):
+//   - AppendKvCopySegment numbers each segment's copy blocks (host only);
 //   - KvCopySegments: a step's mix of one-row appends and long staging copies (rows 1..300, so
 //     segments span several copy blocks and end inside one), two layers, all kv heads, 16-byte
 //     aligned rows (head_dim 128: vector path) and rows that are not (head_dim 12: scalar path);
@@ -98,6 +99,20 @@ void CheckCopies(int head_dim) {
       }
     }
   }
+}
+
+TEST(ModelOpsHostTest, AppendKvCopySegmentNumbersBlocks) {
+  std::vector<KvCopySegment> segs;
+  int blocks = 0;
+  for (int rows : {1, 0, 32, 33, 64, -1, 127}) {
+    KvCopySegment s;
+    s.rows = rows;
+    AppendKvCopySegment(&segs, &blocks, s);
+  }
+  ASSERT_EQ(segs.size(), 5u);  // the empty and negative segments are dropped
+  const std::vector<int> block0 = {0, 1, 2, 4, 6};
+  for (size_t i = 0; i < segs.size(); ++i) EXPECT_EQ(segs[i].block0, block0[i]) << i;
+  EXPECT_EQ(blocks, 6 + 4);  // 127 rows: 4 blocks of 32
 }
 
 TEST(ModelOpsGpuTest, KvCopySegmentsVectorRows) {
