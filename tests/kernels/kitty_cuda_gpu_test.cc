@@ -647,6 +647,31 @@ TEST(KittyCudaApiTest, GroupQueryItems) {
   EXPECT_TRUE(GroupQueryItems({}, 4).empty());
 }
 
+// Rejected before any launch (host-only: runs without a GPU too).
+TEST(KittyCudaApiTest, RejectsBadQueryGroups) {
+  const KvCacheSpec spec = Spec(KvCacheMode::kKittyPro, 128, 2);
+  int dummy = 0;  // non-null pointers: the group checks come after the null checks
+  KittyAttentionBatch b;
+  b.pools = {reinterpret_cast<const uint8_t*>(&dummy), reinterpret_cast<const uint8_t*>(&dummy),
+             &dummy, &dummy, &dummy};
+  b.seqs = reinterpret_cast<const KittySeqDesc*>(&dummy);
+  b.k_page_ids = b.v_page_ids = &dummy;
+  b.items = reinterpret_cast<const KittyQueryItem*>(&dummy);
+  b.num_items = 4;
+  b.q = b.k_new = b.v_new = &dummy;
+  b.out = &dummy;
+  b.max_item_tokens = 10;
+  KittySplitPlan plan;
+  const auto* some = reinterpret_cast<const KittyQueryGroup*>(&dummy);
+  for (const KittyQueryGroups& gq : {KittyQueryGroups{some, 0, 1}, KittyQueryGroups{some, 5, 1},
+                                     KittyQueryGroups{some, 2, 0}, KittyQueryGroups{some, 2, 3}}) {
+    const absl::Status st = KittyAttention(spec, DType::kBFloat16, 8, b, plan, nullptr, 0, nullptr,
+                                           gq);  // g = 4: at most 2 items per group
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << gq.num_groups;
+    EXPECT_NE(st.message().find("query groups"), std::string::npos) << st;
+  }
+}
+
 TEST(KittyCudaApiTest, RejectsBadShapes) {
   const KvCacheSpec spec = Spec(KvCacheMode::kKittyPro, 96, 2);
   EXPECT_FALSE(MakeKittyGeometry(spec, DType::kFloat16, 4).ok());
