@@ -975,11 +975,7 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
   ab.max_item_tokens = max_item_tokens;
   kc::KittyQueryGroups gq;
   if (!groups.empty() && groups.size() < items.size()) {
-    gq.groups = reinterpret_cast<const kc::KittyQueryGroup*>(dev(o_groups));
-    gq.num_groups = static_cast<int32_t>(groups.size());
-    for (const kc::KittyQueryGroup& gr : groups) {
-      gq.max_group_items = std::max(gq.max_group_items, gr.num_items);
-    }
+    gq = kc::QueryGroupsView(groups, reinterpret_cast<const kc::KittyQueryGroup*>(dev(o_groups)));
   }
   kc::KittySplitPlan plan;
   if (use_kitty_) {

@@ -143,6 +143,16 @@ std::vector<KittyQueryGroup> GroupQueryItems(const std::vector<KittyQueryItem>& 
   return groups;
 }
 
+KittyQueryGroups QueryGroupsView(const std::vector<KittyQueryGroup>& host,
+                                 const KittyQueryGroup* device) {
+  KittyQueryGroups v;
+  v.groups = device;
+  v.num_groups = static_cast<int32_t>(host.size());
+  for (const KittyQueryGroup& gr : host)
+    v.max_group_items = std::max(v.max_group_items, gr.num_items);
+  return v;
+}
+
 absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
                             const KittyAttentionBatch& batch, const KittySplitPlan& plan,
                             void* workspace, size_t workspace_bytes, CudaStream stream,

@@ -60,6 +60,9 @@ absl::StatusOr<KittySplitPlan> MakeKittyAttentionPlan(const KvCacheSpec& spec, D
 // sequence's prefill chunk (same seq and new_offset, num_new + 1 each); decode items stay
 // alone. g = num_q_heads / num_kv_heads. For KittyQueryGroups.
 std::vector<KittyQueryGroup> GroupQueryItems(const std::vector<KittyQueryItem>& items, int g);
+// The KittyQueryGroups of `host` (GroupQueryItems' result) uploaded to `device`.
+KittyQueryGroups QueryGroupsView(const std::vector<KittyQueryGroup>& host,
+                                 const KittyQueryGroup* device);
 // Attention of every item of `batch` (decode: one item per sequence with num_new = 1).
 // workspace: plan.workspace_bytes of device memory (may be null when 0).
 // groups: optional (default: one item per CTA), see KittyQueryGroups.

@@ -421,10 +421,7 @@ void RunAttention(const AttnCase& c, uint32_t seed, AttnErr* err) {
   DevBuf groups_d = DevBuf::From(groups);
   KittyQueryGroups gq;
   if (c.grouped) {
-    gq.groups = groups_d.as<KittyQueryGroup>();
-    gq.num_groups = static_cast<int32_t>(groups.size());
-    for (const KittyQueryGroup& gr : groups)
-      gq.max_group_items = std::max(gq.max_group_items, gr.num_items);
+    gq = QueryGroupsView(groups, groups_d.as<KittyQueryGroup>());
     EXPECT_EQ(gq.max_group_items, std::min(c.num_new, std::max(1, 8 / c.g)));
   }
   absl::StatusOr<KittySplitPlan> plan = MakeKittyAttentionPlan(spec, fp, hq, nitems, max_tokens);
@@ -645,6 +642,9 @@ TEST(KittyCudaApiTest, GroupQueryItems) {
   EXPECT_EQ(flat(GroupQueryItems(items, 1)), (V{{0, 5}, {5, 1}, {6, 3}, {9, 1}}));
   EXPECT_EQ(flat(GroupQueryItems(items, 8)).size(), items.size());
   EXPECT_TRUE(GroupQueryItems({}, 4).empty());
+  const KittyQueryGroups view = QueryGroupsView(GroupQueryItems(items, 1), nullptr);
+  EXPECT_EQ(view.num_groups, 4);
+  EXPECT_EQ(view.max_group_items, 5);
 }
 
 // Rejected before any launch (host-only: runs without a GPU too).
