@@ -103,31 +103,22 @@ struct AttnV2 {
   static constexpr int kMTiles = D / 16;
   static constexpr int kCpt = D / 8;
   // Logits per 16-token tile per lane, in registers from the QK mma to the softmax. kPack
-  // (g <= 4): B columns 0-3 carry the hi and 4-7 the lo part of q*s of heads 0-3 (one mma for
-  // both); lanes c4 and c4^2 then swap halves so that each holds hi+lo of 2 heads x 8 tokens.
+  // (g <= 4): B column 2h carries the hi and 2h+1 the lo part of q*s of head h (one mma for
+  // both), so lane c4 holds hi and lo of head c4 for rows r, r+8 and adds them in place.
   static constexpr int kNV = kPack ? 2 : 4;
 
   struct Warp {
     int lane, r, c4;
-    bool upper;           // c4 >= 2: after the kPack exchange, rows r+8 (tokens 16r+8+i)
-    float m[2], l[2];     // online-softmax max / sum of this lane's heads hb, hb+1 (HeadBase)
+    float m[2], l[2];     // online-softmax max / sum per head slot (Slot; kPack: one head)
     float o[kMTiles][4];  // sum p' x (quantized V) + sum p v / f (full precision)
     float pm[4];          // sum p m per head (fragment layout: [0] head 2c4, [1] 2c4+1)
   };
 
-  // Lane's first head after Scores*: heads HeadBase, HeadBase + 1.
-  static __device__ __forceinline__ int HeadBase(const Warp& w) {
-    return kPack ? 2 * (w.c4 & 1) : 2 * w.c4;
-  }
-  // kPack: c (cols 2c4, 2c4+1 of rows r, r+8; c4 < 2 hi, c4 >= 2 lo of the same heads) ->
-  // y = hi + lo of row r (c4 < 2) or row r+8 (c4 >= 2).
-  static __device__ __forceinline__ void Exchange(const Warp& w, const float* c, float* y) {
-    const float s0 = w.upper ? c[0] : c[2], s1 = w.upper ? c[1] : c[3];
-    const float r0 = __shfl_xor_sync(0xffffffffu, s0, 2);
-    const float r1 = __shfl_xor_sync(0xffffffffu, s1, 2);
-    y[0] = (w.upper ? c[2] : c[0]) + r0;
-    y[1] = (w.upper ? c[3] : c[1]) + r1;
-  }
+  // Logit x[i][j] of a lane after Scores*: head slot Slot(j) (kPack: head c4; else heads 2c4,
+  // 2c4+1), token row r or, if HiRow(j), r+8.
+  static __device__ __forceinline__ int HeadBase(const Warp& w) { return kPack ? w.c4 : 2 * w.c4; }
+  static __host__ __device__ constexpr int Slot(int j) { return kPack ? 0 : j & 1; }
+  static __host__ __device__ constexpr bool HiRow(int j) { return kPack ? j == 1 : j >= 2; }
 
   // ---- logits (log2 units) of n full-precision K rows (tensor cores, T operands) ----------
   // Rows t < n exist; without kPack, column HeadBase + k also needs t < lim[k] (query groups:
@@ -135,10 +126,11 @@ struct AttnV2 {
   template <typename RowFn>
   static __device__ void ScoresFp(const Warp& w, const T* qt, int n, const int (&lim)[2], float sl2,
                                   RowFn row, float (&x)[8][kNV]) {
-    uint32_t b[kKSteps][2];  // q rows >= g are zero (with kPack: the lo columns 4-7)
+    uint32_t b[kKSteps][2];  // q rows >= g are zero (kPack: columns 2h and 2h+1 both head h)
+    const T* qrow = qt + (kPack ? w.r >> 1 : w.r) * (D + kQPad);
 #pragma unroll
     for (int ks = 0; ks < kKSteps; ++ks) {
-      const uint2 v = *reinterpret_cast<const uint2*>(qt + w.r * (D + kQPad) + ks * 16 + 4 * w.c4);
+      const uint2 v = *reinterpret_cast<const uint2*>(qrow + ks * 16 + 4 * w.c4);
       b[ks][0] = v.x;
       b[ks][1] = v.y;
     }
@@ -158,11 +150,8 @@ struct AttnV2 {
       for (int ks = 0; ks < kKSteps; ++ks)
         MmaT<T>(c, va[ks].x, vb[ks].x, va[ks].y, vb[ks].y, b[ks][0], b[ks][1]);
       if constexpr (kPack) {
-        float y[2];
-        Exchange(w, c, y);
-        const bool ok = (w.upper ? tb : ta) < n;
-        x[i][0] = ok ? y[0] * sl2 : -INFINITY;
-        x[i][1] = ok ? y[1] * sl2 : -INFINITY;
+        x[i][0] = pa ? c[0] * sl2 : -INFINITY;
+        x[i][1] = pb ? c[2] * sl2 : -INFINITY;
       } else {
         x[i][0] = pa && ta < lim[0] ? c[0] * sl2 : -INFINITY;
         x[i][1] = pa && ta < lim[1] ? c[1] * sl2 : -INFINITY;
@@ -179,10 +168,10 @@ struct AttnV2 {
                                      float (&x)[8][kNV]) {
     const uint8_t* idx_s = ks_smem + lay.k_planes;
     const uint8_t* meta_s = idx_s + (geo.k_meta_offset - geo.k_idx_offset);
-    // B column n = r: head r (hi, then lo in a second mma) or, with kPack, hi (r < 4) or lo
-    // (r >= 4) of head r & 3.
-    const __half* qrow = q16 + (kPack ? (w.r & 3) : w.r) * (D + kQPad);
-    const bool lo_col = kPack && w.r >= 4;
+    // B column n = r: head r (hi, then lo in a second mma) or, with kPack, hi (r even) or lo
+    // (r odd) of head r / 2.
+    const __half* qrow = q16 + (kPack ? (w.r >> 1) : w.r) * (D + kQPad);
+    const bool lo_col = kPack && (w.r & 1);
     float acc[8][4];
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
@@ -275,17 +264,15 @@ struct AttnV2 {
       }
       __syncwarp();  // inv is rewritten by the next page
     }
-    // logit = (f acc + MQ) sl2, f = TileF per tile; MQ = q . min (with kPack, columns 4-7 of
-    // mq duplicate columns 0-3).
+    // logit = (f acc + MQ) sl2, f = TileF per tile; MQ = q . min (with kPack, columns 2c4 and
+    // 2c4+1 of mq are both head c4).
     const float bz[2] = {mq[0] * sl2, mq[1] * sl2};
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       const float fs = TileF(i) * sl2;
-      if constexpr (kPack) {
-        float y[2];
-        Exchange(w, acc[i], y);
-        x[i][0] = fmaf(y[0], fs, bz[0]);
-        x[i][1] = fmaf(y[1], fs, bz[1]);
+      if constexpr (kPack) {  // hi + lo of head c4, rows r and r+8
+        x[i][0] = fmaf(acc[i][0] + acc[i][1], fs, bz[0]);
+        x[i][1] = fmaf(acc[i][2] + acc[i][3], fs, bz[0]);
       } else {
 #pragma unroll
         for (int j = 0; j < 4; ++j) x[i][j] = fmaf(acc[i][j], fs, bz[j & 1]);
@@ -300,23 +287,26 @@ struct AttnV2 {
   // per-lane partial sum (reduced in the warp merge).
   static constexpr float kLazyMax = 8.0f;
   static __device__ void Softmax(Warp& w, const float (&x)[8][kNV], float* sc) {
+    constexpr int kSlots = kPack ? 1 : 2;
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
 #pragma unroll
-      for (int j = 0; j < kNV; ++j) mx[j & 1] = fmaxf(mx[j & 1], x[i][j]);
+      for (int j = 0; j < kNV; ++j) mx[Slot(j)] = fmaxf(mx[Slot(j)], x[i][j]);
     }
-    const bool grow = mx[0] > w.m[0] + kLazyMax || mx[1] > w.m[1] + kLazyMax;
+    bool grow = mx[0] > w.m[0] + kLazyMax;
+    if constexpr (!kPack) grow = grow || mx[1] > w.m[1] + kLazyMax;
     if (__any_sync(0xffffffffu, grow)) {
-      // lanes holding the same heads: all r (xor 4, 8, 16) and, with kPack, c4 ^ 2
+      // lanes holding the same heads: all r (xor 4, 8, 16)
 #pragma unroll
-      for (int s = kPack ? 2 : 4; s < 32; s <<= 1) {
-        mx[0] = fmaxf(mx[0], __shfl_xor_sync(0xffffffffu, mx[0], s));
-        mx[1] = fmaxf(mx[1], __shfl_xor_sync(0xffffffffu, mx[1], s));
+      for (int s = 4; s < 32; s <<= 1) {
+#pragma unroll
+        for (int j = 0; j < kSlots; ++j)
+          mx[j] = fmaxf(mx[j], __shfl_xor_sync(0xffffffffu, mx[j], s));
       }
       float alpha[2];
 #pragma unroll
-      for (int j = 0; j < 2; ++j) {
+      for (int j = 0; j < kSlots; ++j) {
         const float mn = fmaxf(w.m[j], mx[j]);
         if constexpr (kPack) {
           alpha[j] = Exp2Ftz(w.m[j] - mn);
@@ -326,7 +316,15 @@ struct AttnV2 {
         w.l[j] *= alpha[j];
         w.m[j] = mn;
       }
-      // V accumulators: columns 2c4, 2c4+1 (with kPack and c4 >= 2 unused heads 4-7)
+      if constexpr (kPack) {
+        // V accumulator columns 2c4, 2c4+1 are heads 2c4, 2c4+1, whose alpha is in lanes c4' =
+        // 2c4, 2c4+1 of the same r (c4 >= 2: columns 4-7, unused heads).
+        const int base = w.lane & ~3;
+        const float a = alpha[0];
+        alpha[0] = __shfl_sync(0xffffffffu, a, base | ((2 * w.c4) & 3));
+        alpha[1] = __shfl_sync(0xffffffffu, a, base | ((2 * w.c4 + 1) & 3));
+      }
+      // V accumulators: columns 2c4, 2c4+1
 #pragma unroll
       for (int m = 0; m < kMTiles; ++m) {
         w.o[m][0] *= alpha[0];
@@ -350,23 +348,21 @@ struct AttnV2 {
     for (int i = 0; i < 8; ++i) {
 #pragma unroll
       for (int j = 0; j < kNV; ++j) {
-        // token row: kPack r (+8 if upper), else r for j < 2 and r+8 for j >= 2
-        const bool hi_row = kPack ? w.upper : j >= 2;
-        const int u = (hi_row ? kPHalf : 0) + 8 * i + w.r;
-        const float p = Exp2Ftz(x[i][j] - mref[j & 1]);
-        ((j & 1) ? s1 : s0)[u] = p;
-        w.l[j & 1] += p;
+        const int u = (HiRow(j) ? kPHalf : 0) + 8 * i + w.r;
+        const float p = Exp2Ftz(x[i][j] - mref[Slot(j)]);
+        (Slot(j) ? s1 : s0)[u] = p;
+        w.l[Slot(j)] += p;
       }
     }
     __syncwarp();
   }
 
-  // Sum of the per-lane partial softmax sums over the lanes of each head.
+  // Sum of the per-lane partial softmax sums over the lanes of each head (all r: xor 4, 8, 16).
   static __device__ __forceinline__ void ReduceL(Warp& w) {
 #pragma unroll
-    for (int s = kPack ? 2 : 4; s < 32; s <<= 1) {
+    for (int s = 4; s < 32; s <<= 1) {
       w.l[0] += __shfl_xor_sync(0xffffffffu, w.l[0], s);
-      w.l[1] += __shfl_xor_sync(0xffffffffu, w.l[1], s);
+      if constexpr (!kPack) w.l[1] += __shfl_xor_sync(0xffffffffu, w.l[1], s);
     }
   }
 
@@ -556,7 +552,6 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   w.lane = threadIdx.x & 31;
   w.r = w.lane >> 2;
   w.c4 = w.lane & 3;
-  w.upper = w.c4 >= 2;
   w.m[0] = w.m[1] = -INFINITY;
   w.l[0] = w.l[1] = 0.0f;
   for (int e = w.lane; e < kG * kScStride; e += 32) sc[e] = 0.0f;  // rows >= g stay p = 0
@@ -588,12 +583,12 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   const int first_page_chunk = ch.n_sink;
   const int first_tail_chunk = ch.n_sink + ch.n_pair + ch.n_kv;
 
-  // Stages one page chunk (K head block, and the V head block of a pair) by cp.async. The page
-  // ids come in `id` (loaded a chunk ahead: their global-load latency is off the critical path).
-  auto issue = [&](int c, uint8_t* stage, int2 id) {
+  // Stage one page chunk by cp.async: its K head block (issue_k) and, for a pair, its V head
+  // block (issue_v). The page ids come in `id` (loaded a chunk ahead: their global-load latency
+  // is off the critical path).
+  auto issue_k = [&](int c, uint8_t* stage, int2 id) {
     if constexpr (kQuant) {
       if (c < first_page_chunk || c >= first_tail_chunk) return;
-      const int i = c - first_page_chunk;
       const uint8_t* kb = batch.pools.k_pages + static_cast<int64_t>(id.x) * geo.k_page_bytes +
                           static_cast<int64_t>(kvh) * geo.k_head_bytes;
       const int plane_chunks = geo.k_idx_offset / 16, k_chunks = geo.k_head_bytes / 16;
@@ -606,7 +601,12 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       const uint32_t dst_r = Smem32(stage + lay.k_planes + 16 * w.lane);
       CopyChunks<(5 * D / 16 + 31) / 32, 512>(w.lane, k_chunks - plane_chunks,
                                               kb + 16 * plane_chunks, [&](int) { return dst_r; });
-      if (i < ch.n_pair) {
+    }
+  };
+  auto issue_v = [&](int c, uint8_t* stage, int2 id) {
+    if constexpr (kQuant) {
+      if (c < first_page_chunk || c >= first_tail_chunk) return;
+      if (c - first_page_chunk < ch.n_pair) {
         const uint8_t* vb = batch.pools.v_pages + static_cast<int64_t>(id.y) * geo.v_page_bytes +
                             static_cast<int64_t>(kvh) * geo.v_head_bytes;
         uint8_t* vs = stage + lay.k_bytes;
@@ -693,15 +693,23 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     const int h = K::HeadBase(w) + k;
     tail_lim[k] = h < ncols ? seq.k_tail_tokens + num_new0 + h / g : ch.tail_rows;
   }
+  // Double buffered: chunk L+1 (K and V) is staged while chunk L is computed.
   int it = 0;
-  if (w_begin < w_end) issue(chunk_of(w_begin), stages, ids_of(w_begin));
+  if (w_begin < w_end) {
+    issue_k(chunk_of(w_begin), stages, ids_of(w_begin));
+    issue_v(chunk_of(w_begin), stages, ids_of(w_begin));
+  }
   if constexpr (kQuant) CpAsyncCommit();
   int2 next_id = ids_of(w_begin + 1);
   for (int L = w_begin; L < w_end; ++L, ++it) {
     const int c = chunk_of(L);
     uint8_t* stage = stages + (it & 1) * lay.stage;
     if constexpr (kQuant) {
-      if (L + 1 < w_end) issue(chunk_of(L + 1), stages + ((it + 1) & 1) * lay.stage, next_id);
+      if (L + 1 < w_end) {
+        uint8_t* other = stages + ((it + 1) & 1) * lay.stage;
+        issue_k(chunk_of(L + 1), other, next_id);
+        issue_v(chunk_of(L + 1), other, next_id);
+      }
       next_id = ids_of(L + 2);
       CpAsyncCommit();
       CpAsyncWait<1>();
@@ -784,11 +792,11 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       o1[e] = fmaf(f, w.o[m][2 * hi + 1], w.pm[1]);
     }
     K::ReduceL(w);
-    if (w.r == 0 && (!kPack || w.c4 < 2)) {  // heads 2c4, 2c4+1
+    if (w.r == 0) {  // heads 2c4, 2c4+1 (kPack: head c4)
 #pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        ml[(warp * kG + 2 * w.c4 + j) * 2] = w.m[j];
-        ml[(warp * kG + 2 * w.c4 + j) * 2 + 1] = w.l[j];
+      for (int j = 0; j < (kPack ? 1 : 2); ++j) {
+        ml[(warp * kG + K::HeadBase(w) + j) * 2] = w.m[j];
+        ml[(warp * kG + K::HeadBase(w) + j) * 2 + 1] = w.l[j];
       }
     }
   }
@@ -854,17 +862,18 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
                        const KittySplitPlan& plan, void* workspace, cudaStream_t stream,
                        const KittyQueryGroups& gq) {
   // g <= 4 query heads per kv head: hi and lo of q*s share one mma (kPack)
+  const bool pack =
+      g.num_q_heads <= 4 * g.num_kv_heads && (gq.groups == nullptr || gq.max_group_items <= 1);
   void (*kernel)(KittyGeometry, KittyAttentionBatch, int, AttnTuning, float*,
                  const KittyQueryGroup*) =
-      g.num_q_heads <= 4 * g.num_kv_heads && (gq.groups == nullptr || gq.max_group_items <= 1)
-          ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2>
-          : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2>;
+      pack ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2>
+           : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2>;
+  const int num_stages = 2;
   // the staging copies are unrolled for at most 2 D K planes (DB <= D) and 5 D idx + meta bytes
   if (kQuant && (g.k_idx_offset > 64 * D || g.k_head_bytes - g.k_idx_offset > 5 * D ||
                  g.v_meta_offset > 32 * D || g.v_head_bytes - g.v_meta_offset > 512)) {
     return cudaErrorInvalidValue;
   }
-  const int num_stages = 2;
   const size_t smem = AttnSmemBytes(g, num_stages);
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(smem));
