@@ -40,6 +40,7 @@
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/graph_cache.h"
 #include "kernels/cuda/kitty_kernels.h"
 #include "kernels/cuda/model_ops_host.h"
 #include "kernels/cuda/sampling.h"
@@ -149,6 +150,7 @@ class CudaRunner : public ModelRunner {
   int64_t weight_bytes() const override { return weight_bytes_; }
   double MeasureCopyBandwidth() override;
   double MeasureMatmulRate() override;
+  GraphStats graph_stats() const override { return {graphs_.captures(), graphs_.replays()}; }
 
   absl::Status AllocateKv(const KvCacheSpec& spec, const KvPoolSizes& sizes) override;
   int64_t kv_bytes() const override { return kv_bytes_; }
@@ -225,6 +227,7 @@ class CudaRunner : public ModelRunner {
       vstage_, attn_ws_, meta_, sample_out_;
   kc::PinnedBuffer meta_host_, logits_host_, sample_host_;
   kc::StepProfiler profiler_;  // KITTY_STEP_PROFILE=1
+  kc::GraphCache graphs_;      // decode pieces by (padded batch, piece)
 };
 
 absl::Status CudaRunner::Init() {
@@ -745,7 +748,17 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
   const std::vector<kc::PenaltyToken>& penalties = sp_plan.penalties;
   const std::vector<int32_t>& host_rows = sp_plan.host_rows;
   const std::vector<int32_t>& sampled_rows = sp_plan.sampled_rows;
-  RETURN_IF_ERROR(ReserveActivations(T, R, kst_elems, vst_elems));
+  // Decode steps of up to cuda_graph_max_batch sequences replay CUDA graphs of the dense parts
+  // between two attentions (norms, GEMMs, epilogue, MLP), captured per padded batch size P: rows
+  // [T, P) compute on stale activations that nothing reads (every op there is row-wise). The
+  // step profiler's events need the eager path.
+  const bool use_graphs = decode_only && B <= opt_.cuda_graph_max_batch && !profiler_.enabled();
+  const int P = use_graphs ? kc::GraphBatchSize(B, opt_.cuda_graph_max_batch) : T;
+  RETURN_IF_ERROR(ReserveActivations(P, R, kst_elems, vst_elems));
+  if (use_graphs) {
+    graphs_.Validate({x_.get(), h_.get(), qkv_.get(), q_.get(), knew_.get(), vnew_.get(),
+                      attn_.get(), gu_.get(), act_.get(), cos_sin_.get()});
+  }
 
   // Sink mirrors that must be refreshed from the pool before the step.
   const size_t sink_unit = size_t{2} * Hkv_ * S_ * D_ * es_;
@@ -990,17 +1003,44 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
   RETURN_IF_ERROR(kc::Embedding(dt_, embed_, d_ids, T, H, x, stream_));
   RETURN_IF_ERROR(kc::RopeTable(inv_freq_, d_pos, T, D / 2, cos_sin_.as<float>(), stream_));
   profiler_.Mark("embedding + rope");
-  for (int l = 0; l < L; ++l) {
+  // The dense parts, on P rows: before layer l's attention (norm, q/k/v GEMM, epilogue) and
+  // after it (o-proj, MLP). Piece i = after(i - 1) + before(i): what runs between attentions.
+  auto before_attention = [&](int l) -> absl::Status {
     const LayerW& w = layers_[l];
     RETURN_IF_ERROR(
-        kc::RmsNorm(dt_, x, nullptr, nullptr, w.attn_norm, T, H, eps, h_.get(), stream_));
-    RETURN_IF_ERROR(gemm_->Linear(dt_, h_.get(), T, H, w.wqkv, (Hq + 2 * Hkv) * D, DType::kFloat32,
+        kc::RmsNorm(dt_, x, nullptr, nullptr, w.attn_norm, P, H, eps, h_.get(), stream_));
+    RETURN_IF_ERROR(gemm_->Linear(dt_, h_.get(), P, H, w.wqkv, (Hq + 2 * Hkv) * D, DType::kFloat32,
                                   qkv_.get()));
     profiler_.Mark("norm + qkv gemm");
     RETURN_IF_ERROR(kc::QkvEpilogue(dt_, qkv_.as<float>(), w.bqkv, w.q_norm, w.k_norm, eps,
-                                    cos_sin_.as<float>(), T, Hq, Hkv, D, q_.get(), knew_.get(),
+                                    cos_sin_.as<float>(), P, Hq, Hkv, D, q_.get(), knew_.get(),
                                     vnew_.get(), stream_));
     profiler_.Mark("qkv epilogue");
+    return absl::OkStatus();
+  };
+  auto after_attention = [&](int l) -> absl::Status {
+    const LayerW& w = layers_[l];
+    RETURN_IF_ERROR(gemm_->Linear(dt_, attn_.get(), P, qdim, w.wo, H, DType::kFloat32, x, 1.0f));
+    profiler_.Mark("o-proj gemm");
+    RETURN_IF_ERROR(
+        kc::RmsNorm(dt_, x, nullptr, nullptr, w.ffn_norm, P, H, eps, h_.get(), stream_));
+    RETURN_IF_ERROR(gemm_->Linear(dt_, h_.get(), P, H, w.w_gate_up, 2 * I, dt_, gu_.get()));
+    RETURN_IF_ERROR(kc::SiluMul(dt_, gu_.get(), P, I, act_.get(), stream_));
+    RETURN_IF_ERROR(gemm_->Linear(dt_, act_.get(), P, I, w.w_down, H, DType::kFloat32, x, 1.0f));
+    profiler_.Mark("mlp (norm, gemms, silu)");
+    return absl::OkStatus();
+  };
+  auto dense_piece = [&](int i) -> absl::Status {
+    if (i > 0) RETURN_IF_ERROR(after_attention(i - 1));
+    if (i < L) RETURN_IF_ERROR(before_attention(i));
+    return absl::OkStatus();
+  };
+  auto run_piece = [&](int i) -> absl::Status {
+    if (!use_graphs) return dense_piece(i);
+    return graphs_.Run(P, i, stream_, [&] { return dense_piece(i); });
+  };
+  RETURN_IF_ERROR(run_piece(0));
+  for (int l = 0; l < L; ++l) {
     ab.pools.k_pages = k_pages_.as<uint8_t>() + int64_t{l} * pools_.num_k_pages * geo_.k_page_bytes;
     ab.pools.v_pages = v_pages_.as<uint8_t>() + int64_t{l} * pools_.num_v_pages * geo_.v_page_bytes;
     ab.pools.sink = el(mirror_, int64_t{l} * mirror_layer);
@@ -1015,14 +1055,7 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
     RETURN_IF_ERROR(kc::KvCopySegments(dt_, d_seg2, static_cast<int>(seg2.size()), blocks2, l, Hkv,
                                        D, stream_));
     profiler_.Mark("kv append + pack");
-    RETURN_IF_ERROR(gemm_->Linear(dt_, attn_.get(), T, qdim, w.wo, H, DType::kFloat32, x, 1.0f));
-    profiler_.Mark("o-proj gemm");
-    RETURN_IF_ERROR(
-        kc::RmsNorm(dt_, x, nullptr, nullptr, w.ffn_norm, T, H, eps, h_.get(), stream_));
-    RETURN_IF_ERROR(gemm_->Linear(dt_, h_.get(), T, H, w.w_gate_up, 2 * I, dt_, gu_.get()));
-    RETURN_IF_ERROR(kc::SiluMul(dt_, gu_.get(), T, I, act_.get(), stream_));
-    RETURN_IF_ERROR(gemm_->Linear(dt_, act_.get(), T, I, w.w_down, H, DType::kFloat32, x, 1.0f));
-    profiler_.Mark("mlp (norm, gemms, silu)");
+    RETURN_IF_ERROR(run_piece(l + 1));
   }
   RETURN_IF_ERROR(kc::RmsNorm(dt_, x, nullptr, d_rows, final_norm_, R, H, eps, h_.get(), stream_));
   RETURN_IF_ERROR(gemm_->Linear(dt_, h_.get(), R, H, lm_head_, V, DType::kFloat32, logits_.get()));
@@ -1125,6 +1158,13 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> MakeCudaRunner(const LoadedModel& m
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> MakeCudaRunner(const LoadedModel& model) {
   return MakeCudaRunner(model, CudaRunnerOptions{});
+}
+
+absl::StatusOr<std::unique_ptr<ModelRunner>> MakeCudaRunner(const LoadedModel& model,
+                                                            int cuda_graph_max_batch) {
+  CudaRunnerOptions o;
+  o.cuda_graph_max_batch = cuda_graph_max_batch;
+  return MakeCudaRunner(model, o);
 }
 
 }  // namespace kitty::models

@@ -38,11 +38,16 @@ struct CudaRunnerOptions {
   bool force_generic_attention_only = false;
   // Device dtype of float32 checkpoints / builtins (kFloat16 or kBFloat16).
   kernels::DType float32_as = kernels::DType::kFloat16;
+  // Decode steps of up to this many sequences replay captured CUDA graphs (0: always eager).
+  int cuda_graph_max_batch = kDefaultCudaGraphMaxBatch;
 };
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> MakeCudaRunner(const LoadedModel& model);
 absl::StatusOr<std::unique_ptr<ModelRunner>> MakeCudaRunner(const LoadedModel& model,
                                                             const CudaRunnerOptions& options);
+// MakeRunner's entry: the default options with `cuda_graph_max_batch`.
+absl::StatusOr<std::unique_ptr<ModelRunner>> MakeCudaRunner(const LoadedModel& model,
+                                                            int cuda_graph_max_batch);
 // True when the CUDA runtime reports a device.
 bool CudaDeviceAvailable();
 

@@ -58,16 +58,23 @@ std::unique_ptr<ModelRunner> MakeCpuRunner(const LoadedModel& model) {
 }
 
 #ifdef KITTY_HAVE_CUDA_RUNNER
-absl::StatusOr<std::unique_ptr<ModelRunner>> MakeCudaRunner(const LoadedModel& model);
+absl::StatusOr<std::unique_ptr<ModelRunner>> MakeCudaRunner(const LoadedModel& model,
+                                                            int cuda_graph_max_batch);
 bool CudaDeviceAvailable();
 #endif
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> MakeRunner(const LoadedModel& model,
-                                                        const std::string& device) {
+                                                        const std::string& device,
+                                                        const RunnerOptions& options) {
+  if (options.cuda_graph_max_batch < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cuda-graph-max-batch must be >= 0 (0: no CUDA graphs), got ",
+                     options.cuda_graph_max_batch));
+  }
   if (device == "cpu") return MakeCpuRunner(model);
 #ifdef KITTY_HAVE_CUDA_RUNNER
   if (device == "cuda" || (device.empty() && CudaDeviceAvailable())) {
-    return MakeCudaRunner(model);
+    return MakeCudaRunner(model, options.cuda_graph_max_batch);
   }
 #else
   if (device == "cuda") {

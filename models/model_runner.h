@@ -70,6 +70,11 @@ class ModelRunner {
   // Measured rate of a large matrix product in the weights' dtype, FLOP/s, or 0 (for the
   // compute floor of a step).
   virtual double MeasureMatmulRate() { return 0; }
+  // CUDA graphs captured and replayed so far (0 for runners without graphs).
+  struct GraphStats {
+    int64_t captures = 0, replays = 0;
+  };
+  virtual GraphStats graph_stats() const { return {}; }
 
   virtual absl::Status AllocateKv(const kernels::KvCacheSpec& spec, const KvPoolSizes& sizes) = 0;
   virtual int64_t kv_bytes() const = 0;
@@ -100,9 +105,19 @@ class ModelRunner {
 // outlive the runner.
 std::unique_ptr<ModelRunner> MakeCpuRunner(const LoadedModel& model);
 
+// CUDA: decode steps of up to this many sequences replay CUDA graphs by default.
+inline constexpr int kDefaultCudaGraphMaxBatch = 256;
+
+struct RunnerOptions {
+  // CUDA: decode steps of up to this many sequences replay CUDA graphs of the dense layers,
+  // captured on first use per padded batch size; 0: always eager. Ignored by the CPU runner.
+  int cuda_graph_max_batch = kDefaultCudaGraphMaxBatch;
+};
+
 // "cpu", "cuda" or "" (auto: cuda when this build has CUDA and a device is present).
 absl::StatusOr<std::unique_ptr<ModelRunner>> MakeRunner(const LoadedModel& model,
-                                                        const std::string& device);
+                                                        const std::string& device,
+                                                        const RunnerOptions& options = {});
 
 }  // namespace kitty::models
 

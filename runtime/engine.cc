@@ -174,7 +174,9 @@ absl::Status Engine::Impl::Init() {
   if (config_.make_runner) {
     ASSIGN_OR_RETURN(runner_, config_.make_runner(*model_));
   } else {
-    ASSIGN_OR_RETURN(runner_, models::MakeRunner(*model_, config_.device));
+    models::RunnerOptions ro;
+    ro.cuda_graph_max_batch = config_.cuda_graph_max_batch;
+    ASSIGN_OR_RETURN(runner_, models::MakeRunner(*model_, config_.device, ro));
   }
   device_sampling_ = config_.sampling_device == "auto" && runner_->supports_device_sampling();
   const kernels::DType fp = runner_->kv_dtype();

@@ -28,6 +28,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "models/model_loader.h"
+#include "models/model_runner.h"
 #include "runtime/sampling.h"
 
 namespace kitty::runtime {
@@ -53,6 +54,8 @@ struct EngineConfig {
   // "auto": sample on the device when the runner can (only ids and requested logprobs come
   // back); "host": every logits row comes to the host and runtime::Sampler draws there.
   std::string sampling_device = "auto";
+  // CUDA: decode steps of up to this many sequences replay CUDA graphs; 0: always eager.
+  int cuda_graph_max_batch = models::kDefaultCudaGraphMaxBatch;
   // Tests: build the runner with this instead of models::MakeRunner(model, device).
   std::function<absl::StatusOr<std::unique_ptr<models::ModelRunner>>(const models::LoadedModel&)>
       make_runner;

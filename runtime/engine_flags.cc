@@ -16,6 +16,9 @@ ABSL_FLAG(int, max_queued_requests, 1024,
           "Requests waiting beyond the running ones before new ones get RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, device, "", "cuda or cpu (default: cuda when a GPU is present)");
 ABSL_FLAG(bool, enable_prefix_caching, true, "Share sealed KV pages between equal prefixes");
+ABSL_FLAG(int, cuda_graph_max_batch, kitty::models::kDefaultCudaGraphMaxBatch,
+          "CUDA: decode steps of up to this many sequences replay CUDA graphs (captured on "
+          "first use per padded batch size); 0: always eager, like vLLM's --enforce-eager");
 ABSL_FLAG(std::string, sampling_device, "auto",
           "auto: sample on the GPU when the model runs there (only token ids come back); "
           "host: copy every logits row to the host and sample there");
@@ -42,6 +45,7 @@ EngineConfig EngineConfigFromFlags() {
   c.max_queued_requests = absl::GetFlag(FLAGS_max_queued_requests);
   c.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
   c.sampling_device = absl::GetFlag(FLAGS_sampling_device);
+  c.cuda_graph_max_batch = absl::GetFlag(FLAGS_cuda_graph_max_batch);
   return c;
 }
 

@@ -2,8 +2,8 @@
 // -----------------------------------------------------------------------------
 // Engine flags shared by kitty-run, kitty-serve and kitty-bench (vLLM's names):
 // --max-num-seqs, --max-num-batched-tokens, --kv-cache-memory, --gpu-memory-utilization,
-// --max-model-len, --max-queued-requests, --enable-prefix-caching; plus the cache flags of
-// cache_flags.h.
+// --max-model-len, --max-queued-requests, --enable-prefix-caching, --device, --sampling-device,
+// --cuda-graph-max-batch; plus the cache flags of cache_flags.h.
 #ifndef KITTY_RUNTIME_ENGINE_FLAGS_H_
 #define KITTY_RUNTIME_ENGINE_FLAGS_H_
 

@@ -248,5 +248,14 @@ TEST(EngineTest, BadRequestsAreRejectedWithTheField) {
               ::kitty::testing::StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
 }
 
+TEST(EngineTest, NegativeCudaGraphMaxBatchIsRejected) {
+  EngineConfig c;
+  c.kv_cache_memory_bytes = int64_t{64} << 20;
+  c.cuda_graph_max_batch = -1;
+  EXPECT_THAT(Engine::Create(c, Stories()).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::HasSubstr("--cuda-graph-max-batch")));
+}
+
 }  // namespace
 }  // namespace kitty::runtime
