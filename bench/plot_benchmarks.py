@@ -8,6 +8,8 @@ Usage: bench/plot_benchmarks.py docs/results/2026-12-01-h200 docs/img
   one workload, one bar per kitty-bench throughput JSON: output tokens/s, peak sequences, step vs floor
        bench/plot_benchmarks.py --attention OUT.png "TITLE" MODE LABEL=BENCH.md... [sdpa=SDPA.txt]
   kitty_attention_bench tables (and bench/sdpa_peer.py's best backend): time per shape of MODE
+       bench/plot_benchmarks.py --serve OUT.png "TITLE" AUTO.json KITTYPRO.json
+  kitty-bench serve JSON of both modes: TTFT p50/p99 and output tokens/s against the request rate
        bench/plot_benchmarks.py --sweep OUT.png "TITLE" RUN.json...
   one workload at several batch sizes (kitty-bench throughput rows, any number per file): output
   tokens/s and step / floor against the peak concurrent sequences, one line per mode
@@ -163,6 +165,9 @@ def main():
         return plot_sweep(sys.argv[2], sys.argv[3], sys.argv[4:])
     if sys.argv[1] == "--modes":
         return plot_modes(sys.argv[2], sys.argv[3], sys.argv[4:])
+    if sys.argv[1] == "--serve":  # OUT.png TITLE AUTO.json KITTYPRO.json
+        return plot_serve(sys.argv[2], sys.argv[3],
+                          [("auto", sys.argv[4]), ("kitty-pro", sys.argv[5])])
     if sys.argv[1] == "--attention":
         return plot_attention(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
     folder, out = sys.argv[1], sys.argv[2]
@@ -192,34 +197,43 @@ set ylabel 'peak concurrent sequences'
 plot '{dat}' using 4:xtic(1) title 'auto (bf16)', '' using 5 title 'kitty-pro'
 unset multiplot
 """)
-    sdat = os.path.join(tmp, "serve.dat")
+    plot_serve(f"{out}/h200_serve_2026-12-01.png",
+               "kitty-bench serve vs kitty-serve (gRPC, loopback), qwen3-4b, 20 GB KV, "
+               "1024/512 tokens +-50% (2026-12-01)",
+               [("auto", os.path.join(folder, "serve_qwen3_4b_auto.json")),
+                ("kitty-pro", os.path.join(folder, "serve_qwen3_4b_kittypro.json"))])
+
+
+def plot_serve(out, title, runs):
+    """TTFT p50/p99 and output tokens/s against the request rate; runs = [(mode, serve.json)]."""
+    sdat = os.path.join(tempfile.mkdtemp(), "serve.dat")
     with open(sdat, "w") as d:
-        for mode, f in [("auto", "serve_qwen3_4b_auto.json"), ("kitty-pro", "serve_qwen3_4b_kittypro.json")]:
+        for mode, f in runs:
             d.write("# %s\n" % mode)
-            for r in load(folder, f)["serve"]:
-                d.write("%g %.1f %.1f %.0f\n" % (r["request_rate"], r["ttft_s"]["p50"] * 1e3,
-                                                r["ttft_s"]["p99"] * 1e3, r["output_throughput"]))
+            with open(f) as j:
+                for r in json.load(j)["serve"]:
+                    d.write("%g %.1f %.1f %.0f\n" % (r["request_rate"], r["ttft_s"]["p50"] * 1e3,
+                                                    r["ttft_s"]["p99"] * 1e3, r["output_throughput"]))
             d.write("\n\n")
     gnuplot(f"""
 set terminal png size 1100,480 font ',11'
-set output '{out}/h200_serve_2026-12-01.png'
-set multiplot layout 1,2 title 'kitty-bench serve vs kitty-serve (gRPC, loopback), qwen3-4b, 20 GB KV, 1024/512 tokens +-50% (2026-12-01)'
+set output '{out}'
+set multiplot layout 1,2 title '{title}'
 set grid
 set xlabel 'request rate (req/s, Poisson)'
 set logscale y
 set ylabel 'TTFT (ms)'
 set key top left
-plot '{sdat}' index 0 using 1:2 with linespoints lw 2 title 'auto p50', \\
-     '' index 0 using 1:3 with linespoints lw 2 dt 2 title 'auto p99', \\
-     '' index 1 using 1:2 with linespoints lw 2 title 'kitty-pro p50', \\
-     '' index 1 using 1:3 with linespoints lw 2 dt 2 title 'kitty-pro p99'
+plot '{sdat}' index 0 using 1:2 with linespoints lw 2 title '{runs[0][0]} p50', \\
+     '' index 0 using 1:3 with linespoints lw 2 dt 2 title '{runs[0][0]} p99', \\
+     '' index 1 using 1:2 with linespoints lw 2 title '{runs[1][0]} p50', \\
+     '' index 1 using 1:3 with linespoints lw 2 dt 2 title '{runs[1][0]} p99'
 unset logscale y
 set ylabel 'output tokens/s'
-plot '{sdat}' index 0 using 1:4 with linespoints lw 2 title 'auto', \\
-     '' index 1 using 1:4 with linespoints lw 2 title 'kitty-pro'
+plot '{sdat}' index 0 using 1:4 with linespoints lw 2 title '{runs[0][0]}', \\
+     '' index 1 using 1:4 with linespoints lw 2 title '{runs[1][0]}'
 unset multiplot
 """)
-
 
 if __name__ == "__main__":
     main()
