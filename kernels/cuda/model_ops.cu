@@ -105,7 +105,9 @@ __global__ void QkvEpilogueKernel(const float* __restrict__ qkv, const float* __
   const int heads = hq + 2 * hkv, half = D / 2;
   const float* row = qkv + r * heads * D;
   const float* cs = cos_sin + r * D;  // [half] cos then [half] sin
-  for (int head = warp; head < heads; head += nwarps) {
+  // One warp per head: blockIdx.y picks the CTA's nwarps heads (a loop of one iteration).
+  const int head_end = min(heads, static_cast<int>(blockIdx.y + 1) * nwarps);
+  for (int head = blockIdx.y * nwarps + warp; head < head_end; head += nwarps) {
     const float* src = row + head * D;
     const float* b = bias != nullptr ? bias + head * D : nullptr;
     T* dst;
@@ -542,7 +544,8 @@ cudaError_t LaunchQkvEpilogue(ModelElem elem, const float* qkv, const float* bia
   if (rows == 0) return cudaSuccess;
   return DispatchElem(elem, [&](auto tag) {
     using T = decltype(tag);
-    QkvEpilogueKernel<T><<<rows, 256, 0, stream>>>(
+    const int heads = num_q_heads + 2 * num_kv_heads;
+    QkvEpilogueKernel<T><<<dim3(rows, (heads + 7) / 8), 256, 0, stream>>>(
         qkv, bias, q_norm, k_norm, eps, cos_sin, num_q_heads, num_kv_heads, head_dim,
         static_cast<T*>(q), static_cast<T*>(k), static_cast<T*>(v));
     return LastError();
