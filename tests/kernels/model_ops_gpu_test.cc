@@ -3,16 +3,24 @@
 //   - KvCopySegments: a step's mix of one-row appends and long staging copies (rows 1..300, so
 //     segments span several copy blocks and end inside one), two layers, all kv heads, 16-byte
 //     aligned rows (head_dim 128: vector path) and rows that are not (head_dim 12: scalar path);
-//     the destination must equal a host copy element for element and be untouched elsewhere.
+//     the destination must equal a host copy element for element and be untouched elsewhere;
+//   - Linear (cuBLAS) against a double reference on seeded random inputs, decode and prefill
+//     row counts: fp16/bf16, fp32/half output, beta 0/1, odd n, k up to 9728; nothing past y
+//     written.
 #include "gtest/gtest.h"
 
 #if !defined(KITTY_HAVE_CUDA)
 TEST(ModelOpsGpuTest, NoCudaBackend) { GTEST_SKIP() << "built without KITTY_CUDA"; }
 #else
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "base/status_macros.h"
@@ -123,6 +131,139 @@ TEST(ModelOpsGpuTest, KvCopySegmentsVectorRows) {
 TEST(ModelOpsGpuTest, KvCopySegmentsUnalignedRows) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
   CheckCopies(12);
+}
+
+// ---- Linear ---------------------------------------------------------------------------------
+
+// Host half-precision values: bits and their float.
+uint16_t HalfBits(float f, DType t) {
+  if (t == DType::kBFloat16) return static_cast<__nv_bfloat16_raw>(__float2bfloat16_rn(f)).x;
+  return static_cast<__half_raw>(__float2half_rn(f)).x;
+}
+float HalfValue(uint16_t u, DType t) {
+  if (t == DType::kBFloat16) {
+    __nv_bfloat16_raw r;
+    r.x = u;
+    return __bfloat162float(__nv_bfloat16(r));
+  }
+  __half_raw r;
+  r.x = u;
+  return __half2float(__half(r));
+}
+
+struct LinearRun {
+  std::vector<float> y;  // rows * n values (as float), then the guard values
+};
+
+// y = x · w^T + beta · y0 on the device through `gemm`; returns y and the guard region.
+LinearRun RunLinear(const CublasGemm& gemm, DType t, DType out, const std::vector<uint16_t>& x,
+                    int rows, int k, const std::vector<uint16_t>& w, int n,
+                    const std::vector<float>& y0, float beta, cudaStream_t stream) {
+  constexpr int kGuard = 64;
+  const size_t osz = out == DType::kFloat32 ? 4 : 2;
+  const size_t ny = size_t{1} * rows * n + kGuard;
+  DeviceBuffer dx, dw, dy;
+  KITTY_CHECK_OK(dx.Allocate(x.size() * 2 + 16, "x"));
+  KITTY_CHECK_OK(dw.Allocate(w.size() * 2 + 16, "w"));
+  KITTY_CHECK_OK(dy.Allocate(ny * osz, "y"));
+  std::vector<uint8_t> hy(ny * osz);
+  for (size_t i = 0; i < ny; ++i) {
+    const float v = i < y0.size() ? y0[i] : 12345.0f;  // guard
+    if (osz == 4) {
+      std::memcpy(hy.data() + i * 4, &v, 4);
+    } else {
+      const uint16_t u = HalfBits(v, t);
+      std::memcpy(hy.data() + i * 2, &u, 2);
+    }
+  }
+  KITTY_CHECK(cudaMemcpy(dx.get(), x.data(), x.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  KITTY_CHECK(cudaMemcpy(dw.get(), w.data(), w.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  KITTY_CHECK(cudaMemcpy(dy.get(), hy.data(), hy.size(), cudaMemcpyHostToDevice) == cudaSuccess);
+  KITTY_CHECK_OK(gemm.Linear(t, dx.get(), rows, k, dw.get(), n, out, dy.get(), beta));
+  KITTY_CHECK(cudaStreamSynchronize(stream) == cudaSuccess);
+  KITTY_CHECK(cudaMemcpy(hy.data(), dy.get(), hy.size(), cudaMemcpyDeviceToHost) == cudaSuccess);
+  LinearRun r;
+  r.y.resize(ny);
+  for (size_t i = 0; i < ny; ++i) {
+    if (osz == 4) {
+      std::memcpy(&r.y[i], hy.data() + i * 4, 4);
+    } else {
+      uint16_t u;
+      std::memcpy(&u, hy.data() + i * 2, 2);
+      r.y[i] = HalfValue(u, t);
+    }
+  }
+  return r;
+}
+
+TEST(ModelOpsGpuTest, LinearMatchesDoubleReference) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+  auto blas = CublasGemm::Create(stream);
+  ASSERT_TRUE(blas.ok());
+  struct Shape {
+    int k, n;
+  };
+  const std::vector<Shape> shapes = {{8, 1}, {64, 3}, {1000, 129}, {2560, 37}, {9728, 18}, {12, 5}};
+  std::mt19937 g(11);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  int checked = 0;
+  double worst = 0;
+  for (DType t : {DType::kBFloat16, DType::kFloat16}) {
+    for (const Shape& sh : shapes) {
+      for (int rows : {1, 2, 3, 5, 8, 9, 64}) {
+        std::vector<uint16_t> x(size_t{1} * rows * sh.k), w(size_t{1} * sh.n * sh.k);
+        for (auto& v : x) v = HalfBits(u(g), t);
+        for (auto& v : w) v = HalfBits(u(g), t);
+        for (DType out : {DType::kFloat32, t}) {
+          for (float beta : {0.0f, 1.0f}) {
+            std::vector<float> y0(size_t{1} * rows * sh.n);
+            for (auto& v : y0) v = out == DType::kFloat32 ? u(g) : HalfValue(HalfBits(u(g), t), t);
+            const LinearRun got =
+                RunLinear(**blas, t, out, x, rows, sh.k, w, sh.n, y0, beta, stream);
+            const std::string what = std::string(DTypeName(t)) + " out " +
+                                     std::string(DTypeName(out)) + " rows " + std::to_string(rows) +
+                                     " k " + std::to_string(sh.k) + " n " + std::to_string(sh.n) +
+                                     " beta " + std::to_string(beta);
+            for (int r = 0; r < rows; ++r) {
+              for (int c = 0; c < sh.n; ++c) {
+                const double y_in = beta * y0[size_t{1} * r * sh.n + c];
+                double dot = 0, mag = std::fabs(y_in);
+                for (int i = 0; i < sh.k; ++i) {
+                  const double p = double{HalfValue(x[size_t{1} * r * sh.k + i], t)} *
+                                   HalfValue(w[size_t{1} * c * sh.k + i], t);
+                  dot += p;
+                  mag += std::fabs(p);
+                }
+                const double ref = y_in + dot;
+                const double err = std::fabs(got.y[size_t{1} * r * sh.n + c] - ref);
+                // fp32 accumulation; a half output adds roundings of its parts (2^-8 bf16,
+                // 2^-11 fp16 relative to |beta y| + |x w|), x8: cuBLAS's half outputs are not
+                // correctly rounded (on the H200: 3 ulp for fp16 at k = 9728, 9 ulp of the result
+                // when beta y and x w cancel, as if each part were rounded to fp16 first).
+                const double half_ulp = out == DType::kFloat32  ? 0.0
+                                        : t == DType::kBFloat16 ? 8.0 / 256
+                                                                : 8.0 / 2048;
+                const double tol =
+                    2e-6 * mag + half_ulp * (std::fabs(y_in) + std::fabs(dot)) + 1e-6;
+                worst = std::max(worst, err / (mag + 1e-9));
+                ASSERT_LE(err, tol) << what << " at (" << r << ", " << c << ")";
+                ++checked;
+              }
+            }
+            const float guard =
+                out == DType::kFloat32 ? 12345.0f : HalfValue(HalfBits(12345.0f, t), t);
+            for (size_t i = size_t{1} * rows * sh.n; i < got.y.size(); ++i) {
+              ASSERT_EQ(got.y[i], guard) << what << ": wrote past y";
+            }
+          }
+        }
+      }
+    }
+  }
+  std::printf("Linear: %d outputs within tolerance, worst |err| / sum|x w| %.2e\n", checked, worst);
+  cudaStreamDestroy(stream);
 }
 
 }  // namespace
