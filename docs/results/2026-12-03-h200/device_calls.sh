@@ -71,3 +71,64 @@ rows = list(csv.reader(io.StringIO(t[i:]))) if i >= 0 else []
 print(len(rows), rows[:2])
 PY
 step done
+
+# Later calls (07:30-08:09 UTC). callD: tests + bench of the CUDA-core skinny GEMM (rows <= 8) and the epilogue change, ncu at batch 1; callE: the tensor-core skinny variant (default) vs the CUDA-core one (KITTY_SKINNY_GEMM=1) vs cuBLAS (=0); callF: skinny for rows == 1 only (batch invariance failed: dropped); callG: final binaries (98ec237 + the Linear test before its last tolerance change). The skinny kernel is not in the repository.
+
+# ---- .dev/callD.sh
+source .dev/run.sh
+step tests
+timeout 120 $B/model_ops_gpu_test > $R/model_ops_gpu_test.log 2>&1; echo "model_ops rc=$?"; grep -E "PASSED|FAILED|Failure|Linear:|Which|Expected|at \(" $R/model_ops_gpu_test.log | head -12
+timeout 200 compute-sanitizer --tool memcheck $B/model_ops_gpu_test --gtest_filter='*Linear*' > $R/san_memcheck_linear.log 2>&1; echo "san memcheck linear rc=$?"; tail -n 1 $R/san_memcheck_linear.log
+timeout 240 $B/cuda_runner_gpu_test > $R/cuda_runner_gpu_test.log 2>&1; echo "runner rc=$?"; grep -E "PASSED|FAILED|Failure|cuda graphs|batch invariance" $R/cuda_runner_gpu_test.log | head -20
+timeout 90 $B/engine_gpu_test > $R/engine_gpu_test.log 2>&1; echo "engine rc=$?"; grep -E "PASSED|FAILED" $R/engine_gpu_test.log
+step bench
+for b in 1 2 4 8; do for s in 0 1; do
+  KITTY_SKINNY_GEMM=$s run q4b_b${b}_s$s 120 --model synthetic:qwen3-4b --kv-cache-memory 20000000000 --input-len 128 --output-len 256 --num-prompts $b --max-num-seqs $b --kv-cache-dtype auto,kitty-pro
+done; done
+KITTY_SKINNY_GEMM=1 run l8b_b1_s1 120 --model synthetic:llama3-8b --kv-cache-memory 20000000000 --input-len 128 --output-len 256 --num-prompts 1 --max-num-seqs 1 --kv-cache-dtype auto,kitty-pro
+KITTY_SKINNY_GEMM=0 run l8b_b1_s0 120 --model synthetic:llama3-8b --kv-cache-memory 20000000000 --input-len 128 --output-len 256 --num-prompts 1 --max-num-seqs 1 --kv-cache-dtype auto,kitty-pro
+step ncu
+timeout 200 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --csv $B/kitty-bench throughput --device cuda --model synthetic:qwen3-4b --kv-cache-memory 4000000000 --input-len 128 --output-len 9 --num-prompts 1 --max-num-seqs 1 --kv-cache-dtype kitty-pro --cuda-graph-max-batch 0 > $R/ncu_b1.csv 2> $R/ncu_b1.err; echo "ncu rc=$?"
+step done
+
+# ---- .dev/callE.sh
+source .dev/run.sh
+step tests
+for s in 2 1; do KITTY_SKINNY_GEMM=$s timeout 120 $B/model_ops_gpu_test > $R/model_ops_gpu_test_s$s.log 2>&1; echo "model_ops s$s rc=$?"; grep -E "PASSED|FAILED|Failure|Linear:|Which|Expected|at \(|column" $R/model_ops_gpu_test_s$s.log | head -12; done
+timeout 200 compute-sanitizer --tool memcheck $B/model_ops_gpu_test --gtest_filter='*Linear*' > $R/san_memcheck_linear.log 2>&1; echo "san memcheck linear rc=$?"; tail -n 1 $R/san_memcheck_linear.log
+timeout 200 compute-sanitizer --tool racecheck $B/model_ops_gpu_test --gtest_filter='*Linear*' > $R/san_racecheck_linear.log 2>&1; echo "san racecheck linear rc=$?"; tail -n 1 $R/san_racecheck_linear.log
+timeout 240 $B/cuda_runner_gpu_test > $R/cuda_runner_gpu_test.log 2>&1; echo "runner rc=$?"; grep -E "PASSED|FAILED|Failure|cuda graphs|batch invariance" $R/cuda_runner_gpu_test.log | head -20
+timeout 90 $B/engine_gpu_test > $R/engine_gpu_test.log 2>&1; echo "engine rc=$?"; grep -E "PASSED|FAILED" $R/engine_gpu_test.log
+step bench
+for b in 1 2 4 8; do for s in 0 1 2; do
+  KITTY_SKINNY_GEMM=$s run q4b_b${b}_s$s 60 --model synthetic:qwen3-4b --kv-cache-memory 20000000000 --input-len 128 --output-len 256 --num-prompts $b --max-num-seqs $b --kv-cache-dtype auto,kitty-pro
+done; done
+for b in 1 8; do for s in 0 2; do
+  KITTY_SKINNY_GEMM=$s run l8b_b${b}_s$s 60 --model synthetic:llama3-8b --kv-cache-memory 20000000000 --input-len 128 --output-len 256 --num-prompts $b --max-num-seqs $b --kv-cache-dtype auto,kitty-pro
+done; done
+step ncu
+timeout 150 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --csv $B/kitty-bench throughput --device cuda --model synthetic:qwen3-4b --kv-cache-memory 4000000000 --input-len 128 --output-len 9 --num-prompts 8 --max-num-seqs 8 --kv-cache-dtype kitty-pro --cuda-graph-max-batch 0 > $R/ncu_b8.csv 2> $R/ncu_b8.err; echo "ncu rc=$?"
+step done
+
+# ---- .dev/callF.sh
+source .dev/run.sh
+step tests
+timeout 120 $B/model_ops_gpu_test > $R/model_ops_gpu_test.log 2>&1; echo "model_ops rc=$?"; grep -E "PASSED|FAILED|Failure|Linear:|Expected|at \(" $R/model_ops_gpu_test.log | head -8
+timeout 150 compute-sanitizer --tool memcheck $B/model_ops_gpu_test > $R/san_memcheck_model_ops.log 2>&1; echo "san memcheck model_ops rc=$?"; tail -n 1 $R/san_memcheck_model_ops.log
+timeout 200 $B/cuda_runner_gpu_test > $R/cuda_runner_gpu_test.log 2>&1; echo "runner rc=$?"; grep -E "PASSED|FAILED|Failure|cuda graphs|batch invariance" $R/cuda_runner_gpu_test.log | head -20
+timeout 60 $B/engine_gpu_test > $R/engine_gpu_test.log 2>&1; echo "engine rc=$?"; grep -E "PASSED|FAILED" $R/engine_gpu_test.log
+timeout 120 $B/kitty_cuda_gpu_test > $R/kitty_cuda_gpu_test.log 2>&1; echo "kitty_cuda rc=$?"; grep -E "PASSED|FAILED" $R/kitty_cuda_gpu_test.log | head -3
+step bench
+for b in 1 2 8; do for s in 0 1; do
+  KITTY_SKINNY_GEMM=$s run q4b_b${b}_s$s 60 --model synthetic:qwen3-4b --kv-cache-memory 20000000000 --input-len 128 --output-len 256 --num-prompts $b --max-num-seqs $b --kv-cache-dtype auto,kitty-pro
+done; done
+step done
+
+# ---- .dev/callG.sh
+source .dev/run.sh
+timeout 120 $B/model_ops_gpu_test > $R/model_ops_gpu_test.log 2>&1; echo "model_ops rc=$?"; grep -E "PASSED|FAILED|Failure|Linear:|Expected|at \(" $R/model_ops_gpu_test.log | head -8
+timeout 150 compute-sanitizer --tool memcheck $B/model_ops_gpu_test > $R/san_memcheck_model_ops.log 2>&1; echo "san memcheck model_ops rc=$?"; tail -n 1 $R/san_memcheck_model_ops.log
+timeout 200 $B/cuda_runner_gpu_test > $R/cuda_runner_gpu_test.log 2>&1; echo "runner rc=$?"; grep -E "PASSED|FAILED|Failure|cuda graphs|batch invariance" $R/cuda_runner_gpu_test.log | head -20
+timeout 60 $B/engine_gpu_test > $R/engine_gpu_test.log 2>&1; echo "engine rc=$?"; grep -E "PASSED|FAILED" $R/engine_gpu_test.log
+run q4b_b1 60 --model synthetic:qwen3-4b --kv-cache-memory 20000000000 --input-len 128 --output-len 256 --num-prompts 1 --max-num-seqs 1 --kv-cache-dtype auto,kitty-pro
+step done
