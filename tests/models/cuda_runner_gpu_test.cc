@@ -286,6 +286,11 @@ const char* GenericName(int g) {
   return kNames[g];
 }
 
+// A case's model: a built-in "synthetic:*" name, or a tiny-hf checkpoint directory.
+std::string CaseModelPath(const std::string& model) {
+  return model.rfind("synthetic:", 0) == 0 ? model : TestDataPath("tiny-hf/" + model);
+}
+
 std::vector<int32_t> RandomTokens(int n, int vocab, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> dist(3, vocab - 1);
@@ -299,8 +304,7 @@ class CudaLongSequenceTest : public ::testing::TestWithParam<LongCase> {};
 TEST_P(CudaLongSequenceTest, MatchesCpuReferenceAcrossPageSeals) {
   SKIP_WITHOUT_GPU();
   const LongCase lc = GetParam();
-  const std::string name =
-      lc.model.rfind("synthetic:", 0) == 0 ? lc.model : TestDataPath("tiny-hf/" + lc.model);
+  const std::string name = CaseModelPath(lc.model);
   ASSERT_OK_AND_ASSIGN(LoadedModel m, LoadModel(name));
   const int V = m.config.vocab_size;
   ASSERT_OK_AND_ASSIGN(Device d, MakeDevice(m, lc.mode, lc.generic));
@@ -367,8 +371,7 @@ class CudaBatchInvarianceTest : public ::testing::TestWithParam<LongCase> {};
 TEST_P(CudaBatchInvarianceTest, ConcurrentEqualsAlone) {
   SKIP_WITHOUT_GPU();
   const LongCase lc = GetParam();
-  const std::string name =
-      lc.model.rfind("synthetic:", 0) == 0 ? lc.model : TestDataPath("tiny-hf/" + lc.model);
+  const std::string name = CaseModelPath(lc.model);
   ASSERT_OK_AND_ASSIGN(LoadedModel m, LoadModel(name, {.host_weights = false}));
   const int V = m.config.vocab_size;
   const std::vector<int> lens = {5, 40, 170, 300};
@@ -468,8 +471,7 @@ class CudaGraphTest : public ::testing::TestWithParam<LongCase> {};
 TEST_P(CudaGraphTest, DecodeGraphsMatchEager) {
   SKIP_WITHOUT_GPU();
   const LongCase lc = GetParam();
-  const std::string name =
-      lc.model.rfind("synthetic:", 0) == 0 ? lc.model : TestDataPath("tiny-hf/" + lc.model);
+  const std::string name = CaseModelPath(lc.model);
   ASSERT_OK_AND_ASSIGN(LoadedModel m, LoadModel(name, {.host_weights = false}));
   const int V = m.config.vocab_size, L = m.config.num_layers;
   constexpr int kGraphMax = 64;
