@@ -2,7 +2,9 @@
 // (Hq 32, Hkv 8, D 128, bf16 storage) in every cache mode, with the bytes the kernel must
 // read (sealed pages + sink + fp tails + q + new k/v + output write), the achieved bandwidth
 // and the measured device-to-device copy bandwidth (bytes read + written) as the roofline.
-// Usage: kitty_attention_bench [--iters N]   (prints a markdown table)
+// Usage: kitty_attention_bench [--iters N] [--mode M]... [--shape BxCTX]... [--no-copy]
+//        kitty_attention_bench --prefill CxP... [--mode M]...   (prefill chunks: decode kernel's
+//        query groups vs the query-tiled prefill kernel)        (prints a markdown table)
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -85,7 +87,10 @@ struct Result {
   double us, bytes;
 };
 
-Result RunCase(KvCacheMode mode, int batch, int ctx, int iters) {
+// chunk = 0: one decode token per sequence at ctx cached tokens. chunk > 0: a prefill chunk of
+// `chunk` causal tokens per sequence on a cached prefix of ctx tokens, through the decode kernel's
+// query groups (tiled = false) or the query-tiled prefill kernel (tiled = true).
+Result RunCase(KvCacheMode mode, int batch, int ctx, int iters, int chunk = 0, bool tiled = false) {
   const KvCacheSpec spec = *MakeKvCacheSpec(mode, kD, kHkv);
   const KittyGeometry geo = *MakeKittyGeometry(spec, kFp, kHq);
   const SeqKvCounters c = KvCountersForLength(spec, ctx);
@@ -151,15 +156,26 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters) {
   }
   KittySeqDesc* desc_d = Upload(descs);
   int32_t* ids_d = Upload(ids);
-  std::vector<KittyQueryItem> items(slots);
-  for (int s = 0; s < slots; ++s) items[s] = {s, 1, s % batch, 0};
+  const int per_seq_items = std::max(chunk, 1), nitems = batch * per_seq_items;
+  std::vector<KittyQueryItem> items;
+  for (int s = 0; s < slots; ++s)
+    for (int j = 0; j < per_seq_items; ++j)
+      items.push_back({s, j + 1, (s % batch) * per_seq_items, 0});
   KittyQueryItem* items_d = Upload(items);
-  uint16_t* q = Upload(RandomBf16(static_cast<size_t>(batch) * kHq * kD, 5));
-  uint16_t* kn = Upload(RandomBf16(static_cast<size_t>(batch) * kHkv * kD, 6));
-  uint16_t* vn = Upload(RandomBf16(static_cast<size_t>(batch) * kHkv * kD, 7));
-  void* out = Alloc(size_t{2} * batch * kHq * kD);
-  const KittySplitPlan plan = *MakeKittyAttentionPlan(spec, kFp, kHq, batch, int64_t{ctx} + 1);
+  uint16_t* q = Upload(RandomBf16(static_cast<size_t>(nitems) * kHq * kD, 5));
+  uint16_t* kn = Upload(RandomBf16(static_cast<size_t>(nitems) * kHkv * kD, 6));
+  uint16_t* vn = Upload(RandomBf16(static_cast<size_t>(nitems) * kHkv * kD, 7));
+  void* out = Alloc(size_t{2} * nitems * kHq * kD);
+  const int64_t max_tokens = int64_t{ctx} + per_seq_items;
+  const KittySplitPlan plan = *MakeKittyAttentionPlan(spec, kFp, kHq, nitems, max_tokens);
   void* ws = Alloc(plan.workspace_bytes);
+  // Prefill: the items of one replica as groups (decode kernel) or tiles (prefill kernel).
+  const std::vector<KittyQueryItem> rep0(items.begin(), items.begin() + nitems);
+  const QueryPartition part = PartitionQueryItems(rep0, kHq / kHkv, tiled ? 1 : 1 << 30);
+  const std::vector<KittyQueryGroup>& gl = tiled ? part.tiles : part.groups;
+  KittyQueryGroup* groups_d = chunk > 0 ? Upload(gl) : nullptr;
+  KittyQueryGroups gq;
+  if (chunk > 0) gq = QueryGroupsView(gl, groups_d);
 
   std::vector<float> ms;
   for (int i = 0; i < iters + 5; ++i) {
@@ -168,17 +184,18 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters) {
     b.seqs = desc_d;
     b.k_page_ids = ids_d;
     b.v_page_ids = ids_d;
-    b.items = items_d + (i % reps) * batch;
-    b.num_items = batch;
+    b.items = items_d + (i % reps) * nitems;
+    b.num_items = nitems;
     b.q = q;
     b.k_new = kn;
     b.v_new = vn;
     b.out = out;
     b.scale = 1.0f / std::sqrt(float(kD));
-    b.max_item_tokens = int64_t{ctx} + 1;
+    b.max_item_tokens = max_tokens;
     CK(cudaEventRecord(e0));
     const absl::Status st =
-        KittyAttention(spec, kFp, kHq, b, plan, ws, plan.workspace_bytes, nullptr);
+        tiled ? KittyPrefillAttention(spec, kFp, kHq, b, gq, nullptr)
+              : KittyAttention(spec, kFp, kHq, b, plan, ws, plan.workspace_bytes, nullptr, gq);
     CK(cudaEventRecord(e1));
     KITTY_CHECK(st.ok()) << st;
     CK(cudaEventSynchronize(e1));
@@ -191,13 +208,13 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters) {
                "  %s %dx%d: replicas %d, splits %d x %d chunks, pack of %lld K+V pages %.3f ms\n",
                std::string(KvCacheModeName(mode)).c_str(), batch, ctx, reps, plan.num_splits,
                plan.chunks_per_split, (long long)num_pages, pack_ms);
-  for (void* p :
-       {(void*)kpool, (void*)vpool, (void*)src, (void*)kj_d, (void*)vj_d, sink, kt, vt,
-        (void*)desc_d, (void*)ids_d, (void*)items_d, (void*)q, (void*)kn, (void*)vn, out, ws})
-    CK(cudaFree(p));
+  for (void* p : {(void*)kpool, (void*)vpool, (void*)src, (void*)kj_d, (void*)vj_d, sink, kt, vt,
+                  (void*)desc_d, (void*)ids_d, (void*)items_d, (void*)q, (void*)kn, (void*)vn, out,
+                  ws, (void*)groups_d})
+    if (p != nullptr) CK(cudaFree(p));
   CK(cudaEventDestroy(e0));
   CK(cudaEventDestroy(e1));
-  return {Median(ms) * 1e3, state_bytes + 2.0 * batch * kHq * kD};
+  return {Median(ms) * 1e3, state_bytes + 2.0 * nitems * kHq * kD};
 }
 
 int Main(int argc, char** argv) {
@@ -205,12 +222,17 @@ int Main(int argc, char** argv) {
   std::vector<std::string> only_modes;           // --mode NAME (repeatable): default all
   std::vector<std::pair<int, int>> only_shapes;  // --shape BxCTX (repeatable): default all
   bool no_copy = false;                          // --no-copy: skip the copy roofline
+  std::vector<std::pair<int, int>> prefill;      // --prefill CxP: prefill table only
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--no-copy") no_copy = true;
     if (i + 1 >= argc) continue;
     if (a == "--iters") iters = std::atoi(argv[i + 1]);
     if (a == "--mode") only_modes.push_back(argv[i + 1]);
+    if (a == "--prefill") {  // CxP: a chunk of C tokens on a cached prefix of P (repeatable)
+      int c = 0, p = 0;
+      if (std::sscanf(argv[i + 1], "%dx%d", &c, &p) == 2) prefill.push_back({c, p});
+    }
     if (a == "--shape") {
       int b = 0, c = 0;
       if (std::sscanf(argv[i + 1], "%dx%d", &b, &c) == 2) only_shapes.push_back({b, c});
@@ -228,22 +250,44 @@ int Main(int argc, char** argv) {
                                           : "default");
   std::printf("device: %s, %d SMs; D2D copy bandwidth (read+write) %.0f GB/s\n", prop.name,
               prop.multiProcessorCount, copy_bw / 1e9);
+  std::vector<KvCacheMode> modes;  // --mode filter, in table order
+  for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKivi2, KvCacheMode::kKitty,
+                           KvCacheMode::kKittyPro, KvCacheMode::kK4V2}) {
+    if (only_modes.empty() || std::find(only_modes.begin(), only_modes.end(),
+                                        std::string(KvCacheModeName(mode))) != only_modes.end())
+      modes.push_back(mode);
+  }
+  if (!prefill.empty()) {
+    // Causal attention FLOPs of a chunk: 4 D Hq per (query token, visible key).
+    std::printf(
+        "| mode | chunk on prefix | decode kernel, groups (us) | prefill tiles (us) | "
+        "speedup | tiles TFLOP/s |\n|---|---|---|---|---|---|\n");
+    for (KvCacheMode mode : modes) {
+      const std::string mname(KvCacheModeName(mode));
+      for (auto [c, p] : prefill) {
+        const Result grouped = RunCase(mode, 1, p, iters, c, false);
+        const Result tiles = RunCase(mode, 1, p, iters, c, true);
+        const double flops = 4.0 * kD * kHq * (double(c) * p + 0.5 * double(c) * (c + 1));
+        std::printf("| %s | %d on %d | %.1f | %.1f | %.2fx | %.1f |\n", mname.c_str(), c, p,
+                    grouped.us, tiles.us, grouped.us / tiles.us, flops / (tiles.us * 1e-6) / 1e12);
+        std::fflush(stdout);
+      }
+    }
+    return 0;
+  }
   std::printf("| mode | batch x ctx | time (us) | bytes read (MB) | GB/s | %% of copy |\n");
   std::printf("|---|---|---|---|---|---|\n");
   std::vector<std::pair<int, int>> shapes = {{1, 8192},  {8, 8192},  {16, 8192},
                                              {32, 8192}, {64, 8192}, {8, 32768}};
   if (!only_shapes.empty()) shapes = only_shapes;
-  for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKivi2, KvCacheMode::kKitty,
-                           KvCacheMode::kKittyPro, KvCacheMode::kK4V2}) {
-    const std::string mname(KvCacheModeName(mode));
-    if (!only_modes.empty() &&
-        std::find(only_modes.begin(), only_modes.end(), mname) == only_modes.end())
-      continue;
+  for (KvCacheMode mode : modes) {
     for (auto [b, ctx] : shapes) {
       const Result r = RunCase(mode, b, ctx, iters);
       const double bw = r.bytes / (r.us * 1e-6);
-      std::printf("| %s | %dx%dK | %.1f | %.1f | %.0f | %.0f%% |\n",
-                  std::string(KvCacheModeName(mode)).c_str(), b, ctx / 1024, r.us, r.bytes / 1e6,
+      const std::string ctx_s =
+          ctx % 1024 == 0 ? std::to_string(ctx / 1024) + "K" : std::to_string(ctx);
+      std::printf("| %s | %dx%s | %.1f | %.1f | %.0f | %.0f%% |\n",
+                  std::string(KvCacheModeName(mode)).c_str(), b, ctx_s.c_str(), r.us, r.bytes / 1e6,
                   bw / 1e9, 100.0 * bw / copy_bw);
       std::fflush(stdout);
     }

@@ -33,6 +33,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -180,9 +181,10 @@ class CudaRunner : public ModelRunner {
   size_t ActivationBytes(int64_t tokens) const;
   absl::Status ReserveActivations(int tokens, int rows_out, size_t k_stage_elems,
                                   size_t v_stage_elems);
-  absl::Status Attention(int layer, const kc::KittyAttentionBatch& b,
-                         const kc::KittyQueryGroups& groups, void* ws, size_t ws_bytes,
-                         const kc::KittySplitPlan& plan);
+  // The decode kernel (if `decode_kernel`, over `groups`) and the prefill kernel over `tiles`.
+  absl::Status Attention(int layer, const kc::KittyAttentionBatch& b, bool decode_kernel,
+                         const kc::KittyQueryGroups& groups, const kc::KittyQueryGroups& tiles,
+                         void* ws, size_t ws_bytes, const kc::KittySplitPlan& plan);
   absl::Status Pack(bool k, const kc::KittyPackJob* jobs, int n);
 
   // Element offsets / strides of the pools (per layer).
@@ -615,11 +617,16 @@ absl::Status CudaRunner::ReserveActivations(int T, int R, size_t k_stage_elems,
   return absl::OkStatus();
 }
 
-absl::Status CudaRunner::Attention(int layer, const kc::KittyAttentionBatch& b,
-                                   const kc::KittyQueryGroups& groups, void* ws, size_t ws_bytes,
+absl::Status CudaRunner::Attention(int layer, const kc::KittyAttentionBatch& b, bool decode_kernel,
+                                   const kc::KittyQueryGroups& groups,
+                                   const kc::KittyQueryGroups& tiles, void* ws, size_t ws_bytes,
                                    const kc::KittySplitPlan& plan) {
   (void)layer;
   if (use_kitty_) {
+    if (tiles.num_groups > 0) {
+      RETURN_IF_ERROR(kc::KittyPrefillAttention(spec_, dt_, c_.num_heads, b, tiles, stream_));
+    }
+    if (!decode_kernel) return absl::OkStatus();
     return kc::KittyAttention(spec_, dt_, c_.num_heads, b, plan, ws, ws_bytes, stream_, groups);
   }
   return kc::GenericAttention(geo_, dt_, b, stream_);
@@ -945,17 +952,32 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
   const size_t o_items = mb.Put(items), o_seg1 = mb.Put(seg1), o_seg2 = mb.Put(seg2);
   const size_t o_kjobs = mb.Put(kjobs), o_vjobs = mb.Put(vjobs);
   const size_t o_sparams = mb.Put(sparams), o_pen = mb.Put(penalties);
-  // Prefill chunks: up to 8/g consecutive tokens per attention CTA (they share the prefix reads).
-  // KITTY_ATTN_GROUPS=0 keeps one token per CTA (A/B).
+  // Prefill chunks: runs of at least KITTY_PREFILL_MIN_RUN (default 256) tokens of one chunk go
+  // to the query-tiled prefill kernel (64 query rows per CTA); the other items (decode, short
+  // chunks) share CTAs of the decode kernel, up to 8/g tokens each (H200, llama3-8b shapes: the
+  // tiles win 1.8-2.5x from 512 tokens up and lose below 128, where they fill too few SMs). A/B:
+  // KITTY_PREFILL_MIN_RUN=0 turns the tiles off, KITTY_ATTN_GROUPS=0 keeps one token per
+  // decode-kernel CTA.
   static const bool group_env = [] {
     const char* e = std::getenv("KITTY_ATTN_GROUPS");
     return e == nullptr || std::atoi(e) != 0;
   }();
-  std::vector<kc::KittyQueryGroup> groups;
-  if (use_kitty_ && group_env && static_cast<int>(items.size()) > B) {
-    groups = kc::GroupQueryItems(items, Hq / Hkv);
+  static const int min_run_env = [] {
+    const char* e = std::getenv("KITTY_PREFILL_MIN_RUN");
+    const int v = e == nullptr ? 256 : std::atoi(e);
+    return v > 0 ? v : std::numeric_limits<int>::max();
+  }();
+  kc::QueryPartition part;
+  if (use_kitty_ && static_cast<int>(items.size()) > B) {
+    part = kc::PartitionQueryItems(items, Hq / Hkv, min_run_env);
+    if (!group_env) {
+      std::vector<kc::KittyQueryGroup> singles;
+      for (const kc::KittyQueryGroup& gr : part.groups)
+        for (int i = 0; i < gr.num_items; ++i) singles.push_back({gr.first_item + i, 1});
+      part.groups = std::move(singles);
+    }
   }
-  const size_t o_groups = mb.Put(groups);
+  const size_t o_groups = mb.Put(part.groups), o_tiles = mb.Put(part.tiles);
   const size_t meta_bytes = mb.bytes().size();
   RETURN_IF_ERROR(meta_.Reserve(meta_bytes, "step metadata"));
   RETURN_IF_ERROR(meta_host_.Reserve(meta_bytes, "step metadata"));
@@ -986,9 +1008,16 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
   ab.out = attn_.get();
   ab.scale = 1.0f / std::sqrt(static_cast<float>(D));
   ab.max_item_tokens = max_item_tokens;
-  kc::KittyQueryGroups gq;
-  if (!groups.empty() && groups.size() < items.size()) {
-    gq = kc::QueryGroupsView(groups, reinterpret_cast<const kc::KittyQueryGroup*>(dev(o_groups)));
+  // gq: the decode kernel's groups (default: every item alone); tq: the prefill tiles.
+  kc::KittyQueryGroups gq, tq;
+  const bool decode_kernel = part.tiles.empty() || !part.groups.empty();
+  if (!part.tiles.empty()) {
+    tq =
+        kc::QueryGroupsView(part.tiles, reinterpret_cast<const kc::KittyQueryGroup*>(dev(o_tiles)));
+  }
+  if (!part.groups.empty() && (!part.tiles.empty() || part.groups.size() < items.size())) {
+    gq = kc::QueryGroupsView(part.groups,
+                             reinterpret_cast<const kc::KittyQueryGroup*>(dev(o_groups)));
   }
   kc::KittySplitPlan plan;
   if (use_kitty_) {
@@ -1046,7 +1075,8 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
     ab.pools.sink = el(mirror_, int64_t{l} * mirror_layer);
     ab.pools.k_tail = el(k_tail_, int64_t{l} * kt_layer);
     ab.pools.v_tail = el(v_tail_, int64_t{l} * vt_layer);
-    RETURN_IF_ERROR(Attention(l, ab, gq, attn_ws_.get(), attn_ws_.bytes(), plan));
+    RETURN_IF_ERROR(
+        Attention(l, ab, decode_kernel, gq, tq, attn_ws_.get(), attn_ws_.bytes(), plan));
     profiler_.Mark("attention");
     RETURN_IF_ERROR(kc::KvCopySegments(dt_, d_seg1, static_cast<int>(seg1.size()), blocks1, l, Hkv,
                                        D, stream_));

@@ -58,26 +58,9 @@ struct AttnTuning {
   // a tail chunk (K tail + new rows, V tail rows; full precision), the sink chunk, a sealed K
   // page whose V rows are still in the V tail.
   int w_tail, w_sink, w_mixed;
+  // Units the sink and the first tail chunk are each cut into (KittySplitPlan::fp_parts).
+  int fp_parts;
 };
-
-// Shared-memory layout of one staged K head block: swizzled planes (padded to 128 B), then
-// idx and meta at their global relative offsets.
-struct StageLayout {
-  int k_planes;  // bytes of swizzled dense+sparse planes, padded to 128
-  int k_bytes;   // staged K block bytes
-  int v_bytes;   // staged V block bytes
-  int stage;     // k_bytes + v_bytes
-};
-__host__ __device__ inline StageLayout MakeStageLayout(const KittyGeometry& g) {
-  StageLayout l;
-  l.k_planes = RoundUp(g.k_idx_offset, 128);
-  l.k_bytes = RoundUp(l.k_planes + (g.k_head_bytes - g.k_idx_offset), 16);
-  // V meta (4 bytes per token) with 16 bytes of padding per 32 tokens (VMetaPad): the PV loads
-  // of lanes c4 = 0..3 (tokens 32 c4 + ..) then fall into different banks.
-  l.v_bytes = g.v_head_bytes + 16 * ((g.v_head_bytes - g.v_meta_offset + 127) / 128);
-  l.stage = l.k_bytes + l.v_bytes;
-  return l;
-}
 
 // =====================================================================================
 // V2 kernel (issue 7 performance pass). Per chunk:
@@ -123,9 +106,10 @@ struct AttnV2 {
   // ---- logits (log2 units) of n full-precision K rows (tensor cores, T operands) ----------
   // Rows t < n exist; without kPack, column HeadBase + k also needs t < lim[k] (query groups:
   // each token of the group sees the new rows up to itself).
+  // Only tiles [ib, ie) (tokens t with t % 8 in that range: a part of a chunk); the others -inf.
   template <typename RowFn>
   static __device__ void ScoresFp(const Warp& w, const T* qt, int n, const int (&lim)[2], float sl2,
-                                  RowFn row, float (&x)[8][kNV]) {
+                                  RowFn row, float (&x)[8][kNV], int ib = 0, int ie = 8) {
     uint32_t b[kKSteps][2];  // q rows >= g are zero (kPack: columns 2h and 2h+1 both head h)
     const T* qrow = qt + (kPack ? w.r >> 1 : w.r) * (D + kQPad);
 #pragma unroll
@@ -137,8 +121,9 @@ struct AttnV2 {
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       const int ta = 16 * w.r + i, tb = ta + 8;
-      const T* pa = ta < n ? row(ta) : nullptr;
-      const T* pb = tb < n ? row(tb) : nullptr;
+      const bool in = i >= ib && i < ie;
+      const T* pa = in && ta < n ? row(ta) : nullptr;
+      const T* pb = in && tb < n ? row(tb) : nullptr;
       uint2 va[kKSteps], vb[kKSteps];
 #pragma unroll
       for (int ks = 0; ks < kKSteps; ++ks) {
@@ -181,10 +166,7 @@ struct AttnV2 {
     for (int j = 0; j < 4; ++j) kw[j] = Swz32<2>(4 * w.c4 + j, w.r);
     auto step = [&](const uint32_t* wd, uint32_t b0, uint32_t b1, uint32_t l0, uint32_t l1) {
       uint32_t a0[8], a1[8], a2[8], a3[8];
-      Extract8(__byte_perm(wd[0], wd[1], 0x5410), __byte_perm(wd[0], wd[1], 0x4501), a0);
-      Extract8(__byte_perm(wd[0], wd[1], 0x7632), __byte_perm(wd[0], wd[1], 0x6723), a1);
-      Extract8(__byte_perm(wd[2], wd[3], 0x5410), __byte_perm(wd[2], wd[3], 0x4501), a2);
-      Extract8(__byte_perm(wd[2], wd[3], 0x7632), __byte_perm(wd[2], wd[3], 0x6723), a3);
+      ExtractWords<128>(wd, a0, a1, a2, a3);  // K words: 8 codes per half at every D
 #pragma unroll
       for (int i = 0; i < 8; ++i) Mma16816(acc[i], a0[i], a1[i], a2[i], a3[i], b0, b1);
       if constexpr (!kPack) {  // q' = hi + lo: ~22-bit q*s instead of fp16-rounded
@@ -378,14 +360,15 @@ struct AttnV2 {
   }
 
   // ---- O += P V over n full-precision V rows (tensor cores) --------------------------------
+  // Only k-steps [ib, ie) (the tokens of ScoresFp's tiles [ib, ie)).
   template <typename RowFn>
-  static __device__ void PvFp(Warp& w, const float* sc, int n, RowFn row) {
+  static __device__ void PvFp(Warp& w, const float* sc, int n, RowFn row, int ib = 0, int ie = 8) {
     constexpr int kVec = kCpt / 8;
     float tmp[kMTiles][4];
 #pragma unroll
     for (int m = 0; m < kMTiles; ++m) tmp[m][0] = tmp[m][1] = tmp[m][2] = tmp[m][3] = 0.0f;
 #pragma unroll 2
-    for (int ks = 0; ks < 8; ++ks) {
+    for (int ks = ib; ks < ie; ++ks) {
       const int t0 = 32 * w.c4 + ks;
       const int tok[4] = {t0, t0 + 16, t0 + 8, t0 + 24};
       uint32_t v[4][kCpt / 2];
@@ -442,26 +425,13 @@ struct AttnV2 {
   static __device__ void PvQuant(Warp& w, const KittyGeometry& geo, const uint8_t* vs_smem,
                                  const float* sc) {
     const uint8_t* meta_s = vs_smem + geo.v_meta_offset;
-    const int vb = 1024 * w.c4 + ((w.r & 3) << 2) + ((w.r >> 2) << 4);
+    const int vb = VWordBase(w.r, w.c4);
 #pragma unroll kUnroll
     for (int ks = 0; ks < 8; ++ks) {
-      const int t0 = 32 * w.c4 + ks;
-      const int tok[4] = {t0, t0 + 16, t0 + 8, t0 + 24};
       float p[4];
       LoadP(w, sc, ks, p);
       uint32_t wd[4], meta[4];
-      // Swz32<5>(t0 + off, r), off = 0, 16, 8, 24: line 8 c4 + off/4 + ks/4, chunk key c4.
-      const int vk = vb + ((ks >> 2) << 7) + (((ks & 3) ^ w.c4) << 5);
-      constexpr int kOff[4] = {0, 512, 256, 768};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        meta[j] = *reinterpret_cast<const uint32_t*>(meta_s + 4 * tok[j] + 16 * w.c4);  // VMetaPad
-        if constexpr (D == 128) {
-          wd[j] = *reinterpret_cast<const uint32_t*>(vs_smem + vk + kOff[j]);
-        } else {
-          wd[j] = *reinterpret_cast<const uint16_t*>(vs_smem + tok[j] * (D / 4) + 2 * w.r);
-        }
-      }
+      LoadVWords<D>(vs_smem, meta_s, ks, w.r, w.c4, vb, wd, meta);
       const uint32_t pp01 = PackHalf2(p[0], p[1]), pp23 = PackHalf2(p[2], p[3]);
       const uint32_t s01 = __byte_perm(meta[0], meta[1], 0x5410),
                      m01 = __byte_perm(meta[0], meta[1], 0x7632);
@@ -469,17 +439,7 @@ struct AttnV2 {
                      m23 = __byte_perm(meta[2], meta[3], 0x7632);
       const uint32_t b0 = HMul2(pp01, s01), b1 = HMul2(pp23, s23);
       uint32_t a0[8], a1[8], a2[8], a3[8];
-      if constexpr (D == 128) {
-        Extract8(__byte_perm(wd[0], wd[1], 0x5410), __byte_perm(wd[0], wd[1], 0x4501), a0);
-        Extract8(__byte_perm(wd[0], wd[1], 0x7632), __byte_perm(wd[0], wd[1], 0x6723), a1);
-        Extract8(__byte_perm(wd[2], wd[3], 0x5410), __byte_perm(wd[2], wd[3], 0x4501), a2);
-        Extract8(__byte_perm(wd[2], wd[3], 0x7632), __byte_perm(wd[2], wd[3], 0x6723), a3);
-      } else {
-        Extract4(__byte_perm(wd[0], wd[1], 0x4400), a0);
-        Extract4(__byte_perm(wd[0], wd[1], 0x5511), a1);
-        Extract4(__byte_perm(wd[2], wd[3], 0x4400), a2);
-        Extract4(__byte_perm(wd[2], wd[3], 0x5511), a3);
-      }
+      ExtractWords<D>(wd, a0, a1, a2, a3);
 #pragma unroll
       for (int m = 0; m < kMTiles; ++m) Mma16816(w.o[m], a0[m], a1[m], a2[m], a3[m], b0, b1);
       Mma16816(w.pm, m01, m01, m23, m23, pp01, pp23);
@@ -487,8 +447,10 @@ struct AttnV2 {
   }
 };
 
+// kParts: the sink and the first tail chunk in tune.fp_parts units (small batches); without
+// it the fp_parts logic folds away and the kernel is the large-batch one as before.
 template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack, int kStages,
-          int kMinBlocks>
+          int kMinBlocks, bool kParts>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     KittyAttentionKernelV2(KittyGeometry geo, KittyAttentionBatch batch, int chunks_per_split,
                            AttnTuning tune, float* __restrict__ ws,
@@ -499,7 +461,6 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   const int warp = threadIdx.x / 32;
   const int split = blockIdx.x, kvh = blockIdx.y;
   const int hkv = geo.num_kv_heads, hq = geo.num_q_heads, g = hq / hkv;
-  const int S = geo.sink_capacity;
 
   // q16 [8][D + kQPad] then qt [8][D + kQPad] (halves) = kQF floats
   constexpr int kQF = kG * (D + kQPad);
@@ -562,24 +523,18 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 
   const ItemChunks ch = CountChunks(seq, item);
   const int c_begin = split * chunks_per_split;
-  const int c_end = min(ch.total, c_begin + chunks_per_split);
+  // Units: the sink and the first tail chunk in fp_parts parts each, every other chunk whole.
+  const int fp_parts = kParts ? tune.fp_parts : 1;
+  const int n_tp = ch.n_tail_chunks > 0 ? fp_parts : 0;  // parts of tail chunk 0
+  const int n_t1 = max(ch.n_tail_chunks - 1, 0);         // tail chunks 1 ..
+  const int n_sp = ch.n_sink * fp_parts;                 // parts of the sink
+  const int n_fpu = n_tp + n_t1 + n_sp;
+  const int total_units = n_fpu + ch.n_kv + ch.n_pair;
+  const int c_end = min(total_units, c_begin + chunks_per_split);
   const float sl2 = batch.scale * kLog2e;
 
-  const int64_t elems_sink = static_cast<int64_t>(S) * D;
-  const T* sink_k = static_cast<const T*>(batch.pools.sink) +
-                    (static_cast<int64_t>(seq.slot) * 2 * hkv + kvh) * elems_sink;
-  const T* sink_v = sink_k + hkv * elems_sink;
-  const T* k_tail = static_cast<const T*>(batch.pools.k_tail) +
-                    (static_cast<int64_t>(seq.slot) * hkv + kvh) * kP * D;
-  const T* v_tail = static_cast<const T*>(batch.pools.v_tail) +
-                    (static_cast<int64_t>(seq.slot) * hkv + kvh) * geo.v_tail_capacity * D;
-  const T* k_new =
-      static_cast<const T*>(batch.k_new) + (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
-  const T* v_new =
-      static_cast<const T*>(batch.v_new) + (static_cast<int64_t>(item.new_offset) * hkv + kvh) * D;
-  const int64_t new_stride = static_cast<int64_t>(hkv) * D;
-  const int32_t* k_ids = batch.k_page_ids + seq.page_offset;
-  const int32_t* v_ids = batch.v_page_ids + seq.page_offset;
+  const auto [sink_k, sink_v, k_tail, v_tail, k_new, v_new, new_stride, k_ids, v_ids] =
+      MakeSeqRows<T, D>(geo, batch, seq, item.new_offset, kvh);
   const int first_page_chunk = ch.n_sink;
   const int first_tail_chunk = ch.n_sink + ch.n_pair + ch.n_kv;
 
@@ -589,77 +544,58 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   auto issue_k = [&](int c, uint8_t* stage, int2 id) {
     if constexpr (kQuant) {
       if (c < first_page_chunk || c >= first_tail_chunk) return;
-      const uint8_t* kb = batch.pools.k_pages + static_cast<int64_t>(id.x) * geo.k_page_bytes +
-                          static_cast<int64_t>(kvh) * geo.k_head_bytes;
-      const int plane_chunks = geo.k_idx_offset / 16, k_chunks = geo.k_head_bytes / 16;
-      // x = lane + 32 k: line = lane/8 + 4 k keeps its swizzle key -> dst advances 512 B.
-      // (at most 2 D planes of 32 B and 5 D bytes of idx + meta: LaunchAttn checks)
-      const int line0 = w.lane >> 3;
-      const uint32_t dst0 =
-          Smem32(stage + line0 * 128 + (((w.lane & 7) ^ ((line0 & 3) << 1)) << 4));
-      CopyChunks<D / 8, 512>(w.lane, plane_chunks, kb, [&](int) { return dst0; });
-      const uint32_t dst_r = Smem32(stage + lay.k_planes + 16 * w.lane);
-      CopyChunks<(5 * D / 16 + 31) / 32, 512>(w.lane, k_chunks - plane_chunks,
-                                              kb + 16 * plane_chunks, [&](int) { return dst_r; });
+      StageKHead<D>(w.lane, geo, lay,
+                    batch.pools.k_pages + static_cast<int64_t>(id.x) * geo.k_page_bytes +
+                        static_cast<int64_t>(kvh) * geo.k_head_bytes,
+                    stage);
     }
   };
   auto issue_v = [&](int c, uint8_t* stage, int2 id) {
     if constexpr (kQuant) {
       if (c < first_page_chunk || c >= first_tail_chunk) return;
       if (c - first_page_chunk < ch.n_pair) {
-        const uint8_t* vb = batch.pools.v_pages + static_cast<int64_t>(id.y) * geo.v_page_bytes +
-                            static_cast<int64_t>(kvh) * geo.v_head_bytes;
-        uint8_t* vs = stage + lay.k_bytes;
-        const int code_chunks = geo.v_meta_offset / 16, v_chunks = geo.v_head_bytes / 16;
-        if constexpr (D == 128) {
-          // x = lane + 32 k: line = lane/8 + 4 k, key = (line/8 % 4) * 2 = (k/2 % 4) * 2.
-          const uint32_t vd = Smem32(vs + (w.lane >> 3) * 128);
-          const int l7 = w.lane & 7;
-          uint32_t vsw[4];  // per swizzle key (k/2 % 4)
-#pragma unroll
-          for (int q = 0; q < 4; ++q) vsw[q] = vd + ((l7 ^ (q << 1)) << 4);
-          CopyChunks<D / 16, 512>(w.lane, code_chunks, vb,
-                                  [&](int k) { return vsw[(k >> 1) & 3]; });
-          // meta: 16 B of padding per 8 chunks (VMetaPad)
-          const uint32_t md = Smem32(vs + 16 * code_chunks + 16 * w.lane + 16 * (w.lane >> 3));
-          CopyChunks<1, 576>(w.lane, v_chunks - code_chunks, vb + 16 * code_chunks,
-                             [&](int) { return md; });
-        } else {
-          for (int x = w.lane; x < v_chunks; x += 32) {  // D = 64: codes unswizzled
-            const int dst = 16 * x + (x >= code_chunks ? 16 * ((x - code_chunks) >> 3) : 0);
-            CpAsync16(vs + dst, vb + 16 * x);
-          }
-        }
+        StageVHead<D>(w.lane, geo,
+                      batch.pools.v_pages + static_cast<int64_t>(id.y) * geo.v_page_bytes +
+                          static_cast<int64_t>(kvh) * geo.v_head_bytes,
+                      stage + lay.k_bytes);
       }
     }
   };
 
-  // Chunks in a logical order L: full-precision chunks first (tail chunks, the sink), then the
-  // sealed K pages whose V is in the V tail, then the page pairs. Each warp takes a contiguous
-  // range of this split's L range, balanced by the per-class costs of `tune` (quarter pages).
-  // Static, so the summation order (and the output) does not depend on timing.
-  const int n_fp = ch.n_tail_chunks + ch.n_sink;
+  // Units in a logical order L: full-precision units first (the parts of tail chunk 0, the other
+  // tail chunks, the parts of the sink), then the sealed K pages whose V is in the V tail, then
+  // the page pairs. Each warp takes a contiguous range of this split's L range, balanced by the
+  // per-class costs of `tune` (quarter pages). Static, so the summation order (and the output)
+  // does not depend on timing. Part p of a chunk: tiles / k-steps [8 p / P, 8 (p + 1) / P).
   auto chunk_of = [&](int L) {
-    if (L < ch.n_tail_chunks) return first_tail_chunk + L;
-    if (L < n_fp) return 0;
-    const int i = L - n_fp;  // page order: K-only pages, then pairs
+    if (L < n_tp) return first_tail_chunk;
+    if (L < n_tp + n_t1) return first_tail_chunk + 1 + (L - n_tp);
+    if (L < n_fpu) return 0;
+    const int i = L - n_fpu;  // page order: K-only pages, then pairs
     return first_page_chunk + (i < ch.n_kv ? ch.n_pair + i : i - ch.n_kv);
+  };
+  auto part_of = [&](int L) {  // -1: the whole chunk
+    if (L < n_tp) return L;
+    if (L >= n_tp + n_t1 && L < n_fpu) return L - n_tp - n_t1;
+    return -1;
   };
   int w_begin = c_begin, w_end = c_begin;
   if (c_end > c_begin) {
-    const int bound[5] = {0, ch.n_tail_chunks, n_fp, n_fp + ch.n_kv, ch.total};
-    const int cost[4] = {tune.w_tail, tune.w_sink, tune.w_mixed, 4};
-    int cnt[4], wt = 0;
+    constexpr int kClasses = 5;
+    const int bound[kClasses + 1] = {0, n_tp, n_tp + n_t1, n_fpu, n_fpu + ch.n_kv, total_units};
+    const int cost[kClasses] = {max(tune.w_tail / fp_parts, 1), tune.w_tail,
+                                max(tune.w_sink / fp_parts, 1), tune.w_mixed, 4};
+    int cnt[kClasses], wt = 0;
 #pragma unroll
-    for (int k = 0; k < 4; ++k) {
+    for (int k = 0; k < kClasses; ++k) {
       cnt[k] = max(0, min(bound[k + 1], c_end) - max(bound[k], c_begin));
       wt += cnt[k] * cost[k];
     }
-    // chunks of the range before cost position t (rounded up)
+    // units of the range before cost position t (rounded up)
     auto offset = [&](int t) {
       int base = 0;
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
+      for (int k = 0; k < kClasses; ++k) {
         const int wk = cnt[k] * cost[k];
         if (t <= wk) return base + (t + cost[k] - 1) / cost[k];
         t -= wk;
@@ -715,13 +651,21 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       CpAsyncWait<1>();
       __syncwarp();
     }
+    // a part: tiles / k-steps [ib, ie); empty when no token t < n has t % 8 >= ib (skipped: a
+    // warp's first unit must see a row, or its softmax max stays -inf)
+    const int part = kParts ? part_of(L) : -1;
+    const int ib = part < 0 ? 0 : 8 * part / fp_parts;
+    const int ie = part < 0 ? 8 : 8 * (part + 1) / fp_parts;
     if (c < first_page_chunk) {  // sink
       const int n = seq.sink_tokens;
-      float x[8][K::kNV];
-      K::ScoresFp(
-          w, qt, n, kNoLim, sl2, [&](int t) { return sink_k + t * D; }, x);
-      K::Softmax(w, x, sc);
-      K::PvFp(w, sc, n, [&](int t) { return sink_v + t * D; });
+      if (n > ib) {
+        float x[8][K::kNV];
+        K::ScoresFp(
+            w, qt, n, kNoLim, sl2, [&](int t) { return sink_k + t * D; }, x, ib, ie);
+        K::Softmax(w, x, sc);
+        K::PvFp(
+            w, sc, n, [&](int t) { return sink_v + t * D; }, ib, ie);
+      }
     } else if (c < first_tail_chunk) {
       const int i = c - first_page_chunk;
       float x[8][K::kNV];
@@ -754,24 +698,29 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       const int n = min(kP, ch.tail_rows - r0);
       const int ck = seq.k_tail_tokens;
       const T* vt = v_tail + static_cast<int64_t>(ch.n_kv) * kP * D;
-      float x[8][K::kNV];
-      int lim[2] = {kP, kP};
-      if constexpr (!kPack) {
-        lim[0] = tail_lim[0] - r0;
-        lim[1] = tail_lim[1] - r0;
+      if (n > ib) {
+        float x[8][K::kNV];
+        int lim[2] = {kP, kP};
+        if constexpr (!kPack) {
+          lim[0] = tail_lim[0] - r0;
+          lim[1] = tail_lim[1] - r0;
+        }
+        K::ScoresFp(
+            w, qt, n, lim, sl2,
+            [&](int t) {
+              const int rr = r0 + t;
+              return rr < ck ? k_tail + rr * D : k_new + (rr - ck) * new_stride;
+            },
+            x, ib, ie);
+        K::Softmax(w, x, sc);
+        K::PvFp(
+            w, sc, n,
+            [&](int t) {
+              const int rr = r0 + t;
+              return rr < ck ? vt + rr * D : v_new + (rr - ck) * new_stride;
+            },
+            ib, ie);
       }
-      K::ScoresFp(
-          w, qt, n, lim, sl2,
-          [&](int t) {
-            const int rr = r0 + t;
-            return rr < ck ? k_tail + rr * D : k_new + (rr - ck) * new_stride;
-          },
-          x);
-      K::Softmax(w, x, sc);
-      K::PvFp(w, sc, n, [&](int t) {
-        const int rr = r0 + t;
-        return rr < ck ? vt + rr * D : v_new + (rr - ck) * new_stride;
-      });
     }
     __syncwarp();
   }
@@ -846,15 +795,15 @@ size_t AttnSmemBytes(const KittyGeometry& g, int num_stages = 2) {
 // chunk is full precision. A/B override, read once: KITTY_ATTN_WEIGHTS = "tail,sink,mixed".
 AttnTuning AttnTuningFor(bool quantized) {
   static const AttnTuning env = [] {
-    AttnTuning d{0, 0, 0};
+    AttnTuning d{0, 0, 0, 1};
     if (const char* e = std::getenv("KITTY_ATTN_WEIGHTS")) {
       int a = 0, b = 0, c = 0;
-      if (std::sscanf(e, "%d,%d,%d", &a, &b, &c) == 3 && a > 0 && b > 0 && c > 0) d = {a, b, c};
+      if (std::sscanf(e, "%d,%d,%d", &a, &b, &c) == 3 && a > 0 && b > 0 && c > 0) d = {a, b, c, 1};
     }
     return d;
   }();
   if (env.w_tail > 0) return env;
-  return quantized ? AttnTuning{24, 8, 8} : AttnTuning{12, 12, 4};
+  return quantized ? AttnTuning{24, 8, 8, 1} : AttnTuning{12, 12, 4, 1};
 }
 
 template <typename T, int D, bool kQuant, bool kSparse>
@@ -866,8 +815,9 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
       g.num_q_heads <= 4 * g.num_kv_heads && (gq.groups == nullptr || gq.max_group_items <= 1);
   void (*kernel)(KittyGeometry, KittyAttentionBatch, int, AttnTuning, float*,
                  const KittyQueryGroup*) =
-      pack ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2>
-           : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2>;
+      !pack               ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, false>
+      : plan.fp_parts > 1 ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>
+                          : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, false>;
   const int num_stages = 2;
   // the staging copies are unrolled for at most 2 D K planes (DB <= D) and 5 D idx + meta bytes
   if (kQuant && (g.k_idx_offset > 64 * D || g.k_head_bytes - g.k_idx_offset > 5 * D ||
@@ -879,7 +829,9 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
                                          static_cast<int>(smem));
   if (err != cudaSuccess) return err;
   const dim3 grid(plan.num_splits, g.num_kv_heads, gq.groups ? gq.num_groups : b.num_items);
-  kernel<<<grid, kWarps * 32, smem, stream>>>(g, b, plan.chunks_per_split, AttnTuningFor(kQuant),
+  AttnTuning tune = AttnTuningFor(kQuant);
+  tune.fp_parts = plan.fp_parts;
+  kernel<<<grid, kWarps * 32, smem, stream>>>(g, b, plan.chunks_per_split, tune,
                                               static_cast<float*>(workspace), gq.groups);
   err = cudaGetLastError();
   if (err != cudaSuccess || plan.num_splits == 1) return err;
@@ -916,8 +868,17 @@ cudaError_t DispatchHeadDim(const KittyGeometry& g, const KittyAttentionBatch& b
 KittySplitPlan PlanKittyAttention(const KittyGeometry& g, int num_items, long long max_item_tokens,
                                   int num_sms) {
   KittySplitPlan p;
-  const long long max_chunks = (max_item_tokens + kP - 1) / kP + 2;  // + sink, + tail split
   const long long ctas_per_split = static_cast<long long>(num_items) * g.num_kv_heads;
+  // Small batches (fewer (item, kv head) pairs than SMs): the sink and the first tail chunk in
+  // 4 parts each, so that their full-precision rows spread over warps and CTAs instead of one
+  // warp's chain of loads (docs/PERFORMANCE.md). KITTY_ATTN_FP_PARTS overrides (1, 2, 4, 8).
+  static const int parts_env = [] {  // 0: not set
+    const char* e = std::getenv("KITTY_ATTN_FP_PARTS");
+    const int v = e ? std::atoi(e) : 0;
+    return v == 1 || v == 2 || v == 4 || v == 8 ? v : 0;
+  }();
+  p.fp_parts = parts_env > 0 ? parts_env : (ctas_per_split < std::max(num_sms, 1) ? 4 : 1);
+  const long long max_chunks = KittyPlanUnits(max_item_tokens, p.fp_parts);
   // CTAs to aim for per SM (2 are resident at a time): 2 once the batch alone fills the SMs
   // with Kitty pages (fewer splits to merge: -5% at 32-64x8K), else 4 (+6% at 8x8K vs 2; H200,
   // docs/PERFORMANCE.md). KITTY_ATTN_CTAS_PER_SM overrides (A/B).

@@ -101,6 +101,99 @@ __device__ __forceinline__ int Swz32(int row, int w) {
   return line * 128 + ((chunk ^ key) << 4) + ((w & 3) << 2);
 }
 
+// Shared-memory layout of one staged K head block: swizzled planes (padded to 128 B), then
+// idx and meta at their global relative offsets.
+struct StageLayout {
+  int k_planes;  // bytes of swizzled dense+sparse planes, padded to 128
+  int k_bytes;   // staged K block bytes
+  int v_bytes;   // staged V block bytes
+  int stage;     // k_bytes + v_bytes
+};
+__host__ __device__ inline StageLayout MakeStageLayout(const KittyGeometry& g) {
+  StageLayout l;
+  l.k_planes = RoundUp(g.k_idx_offset, 128);
+  l.k_bytes = RoundUp(l.k_planes + (g.k_head_bytes - g.k_idx_offset), 16);
+  // V meta (4 bytes per token) with 16 bytes of padding per 32 tokens (VMetaPad): the PV loads
+  // of lanes c4 = 0..3 (tokens 32 c4 + ..) then fall into different banks.
+  l.v_bytes = g.v_head_bytes + 16 * ((g.v_head_bytes - g.v_meta_offset + 127) / 128);
+  l.stage = l.k_bytes + l.v_bytes;
+  return l;
+}
+
+// One warp stages a quantized K head block (kb, global) at `stage` by cp.async: the dense and
+// sparse planes swizzled (x = lane + 32 k: line = lane/8 + 4 k keeps its swizzle key -> dst
+// advances 512 B), then idx and meta unswizzled at lay.k_planes. At most 2 D planes of 32 B
+// and 5 D bytes of idx + meta (the launchers check).
+template <int D>
+__device__ __forceinline__ void StageKHead(int lane, const KittyGeometry& geo,
+                                           const StageLayout& lay, const uint8_t* kb,
+                                           uint8_t* stage) {
+  const int plane_chunks = geo.k_idx_offset / 16, k_chunks = geo.k_head_bytes / 16;
+  const int line0 = lane >> 3;
+  const uint32_t dst0 = Smem32(stage + line0 * 128 + (((lane & 7) ^ ((line0 & 3) << 1)) << 4));
+  CopyChunks<D / 8, 512>(lane, plane_chunks, kb, [&](int) { return dst0; });
+  const uint32_t dst_r = Smem32(stage + lay.k_planes + 16 * lane);
+  CopyChunks<(5 * D / 16 + 31) / 32, 512>(lane, k_chunks - plane_chunks, kb + 16 * plane_chunks,
+                                          [&](int) { return dst_r; });
+}
+
+// One warp stages a quantized V head block (vb, global) at `vs` by cp.async: D = 128 codes
+// swizzled (key = (line/8 % 4) * 2), D = 64 unswizzled; meta with 16 B of padding per 32 tokens
+// (VMetaPad).
+template <int D>
+__device__ __forceinline__ void StageVHead(int lane, const KittyGeometry& geo, const uint8_t* vb,
+                                           uint8_t* vs) {
+  const int code_chunks = geo.v_meta_offset / 16, v_chunks = geo.v_head_bytes / 16;
+  if constexpr (D == 128) {
+    // x = lane + 32 k: line = lane/8 + 4 k, key = (line/8 % 4) * 2 = (k/2 % 4) * 2.
+    const uint32_t vd = Smem32(vs + (lane >> 3) * 128);
+    const int l7 = lane & 7;
+    uint32_t vsw[4];  // per swizzle key (k/2 % 4)
+#pragma unroll
+    for (int q = 0; q < 4; ++q) vsw[q] = vd + ((l7 ^ (q << 1)) << 4);
+    CopyChunks<D / 16, 512>(lane, code_chunks, vb, [&](int k) { return vsw[(k >> 1) & 3]; });
+    const uint32_t md = Smem32(vs + 16 * code_chunks + 16 * lane + 16 * (lane >> 3));
+    CopyChunks<1, 576>(lane, v_chunks - code_chunks, vb + 16 * code_chunks,
+                       [&](int) { return md; });
+  } else {
+    for (int x = lane; x < v_chunks; x += 32) {
+      const int dst = 16 * x + (x >= code_chunks ? 16 * ((x - code_chunks) >> 3) : 0);
+      CpAsync16(vs + dst, vb + 16 * x);
+    }
+  }
+}
+
+// Where the full-precision rows and page ids of one (sequence, kv head) live (KittySeqDesc's
+// layout): sink K / V rows, K tail, V tail, the step's new K / V rows from `new_offset`.
+template <typename T>
+struct SeqRows {
+  const T *sink_k, *sink_v, *k_tail, *v_tail, *k_new, *v_new;
+  int64_t new_stride;  // elements between two new rows
+  const int32_t *k_ids, *v_ids;
+};
+template <typename T, int D>
+__device__ __forceinline__ SeqRows<T> MakeSeqRows(const KittyGeometry& geo,
+                                                  const KittyAttentionBatch& batch,
+                                                  const KittySeqDesc& seq, int new_offset,
+                                                  int kvh) {
+  const int hkv = geo.num_kv_heads;
+  const int64_t elems_sink = static_cast<int64_t>(geo.sink_capacity) * D;
+  SeqRows<T> r;
+  r.sink_k = static_cast<const T*>(batch.pools.sink) +
+             (static_cast<int64_t>(seq.slot) * 2 * hkv + kvh) * elems_sink;
+  r.sink_v = r.sink_k + hkv * elems_sink;
+  r.k_tail = static_cast<const T*>(batch.pools.k_tail) +
+             (static_cast<int64_t>(seq.slot) * hkv + kvh) * kP * D;
+  r.v_tail = static_cast<const T*>(batch.pools.v_tail) +
+             (static_cast<int64_t>(seq.slot) * hkv + kvh) * geo.v_tail_capacity * D;
+  r.k_new = static_cast<const T*>(batch.k_new) + (static_cast<int64_t>(new_offset) * hkv + kvh) * D;
+  r.v_new = static_cast<const T*>(batch.v_new) + (static_cast<int64_t>(new_offset) * hkv + kvh) * D;
+  r.new_stride = static_cast<int64_t>(hkv) * D;
+  r.k_ids = batch.k_page_ids + seq.page_offset;
+  r.v_ids = batch.v_page_ids + seq.page_offset;
+  return r;
+}
+
 // Chunk kinds of one item (see the header of this file).
 struct ItemChunks {
   int n_sink, n_pair, n_kv, n_tail_chunks, tail_rows, total;
@@ -168,6 +261,50 @@ __device__ __forceinline__ void Extract4(uint32_t X, uint32_t* t) {
 // c = x * TileF(i) for tile i of Extract8/Extract4: 2^24 / 4^position.
 __host__ __device__ constexpr float TileF(int i) {
   return static_cast<float>(1 << (24 - 2 * (i <= 4 ? i : i - 4)));
+}
+
+// The fragments of four code words wd[0..3] (K: channel rows 4 c4 + j of one k-step; V: tokens
+// 32 c4 + ks + (0, 16, 8, 24)): x0 / x1 from the low / high halves of wd[0], wd[1], x2 / x3 from
+// wd[2], wd[3]; D / 16 tiles each (Extract8 for 16-bit halves of 8 codes, Extract4 for D = 64
+// V words of 8 codes in one 16-bit half).
+template <int D>
+__device__ __forceinline__ void ExtractWords(const uint32_t* wd, uint32_t* x0, uint32_t* x1,
+                                             uint32_t* x2, uint32_t* x3) {
+  if constexpr (D == 128) {
+    Extract8(__byte_perm(wd[0], wd[1], 0x5410), __byte_perm(wd[0], wd[1], 0x4501), x0);
+    Extract8(__byte_perm(wd[0], wd[1], 0x7632), __byte_perm(wd[0], wd[1], 0x6723), x1);
+    Extract8(__byte_perm(wd[2], wd[3], 0x5410), __byte_perm(wd[2], wd[3], 0x4501), x2);
+    Extract8(__byte_perm(wd[2], wd[3], 0x7632), __byte_perm(wd[2], wd[3], 0x6723), x3);
+  } else {
+    Extract4(__byte_perm(wd[0], wd[1], 0x4400), x0);
+    Extract4(__byte_perm(wd[0], wd[1], 0x5511), x1);
+    Extract4(__byte_perm(wd[2], wd[3], 0x4400), x2);
+    Extract4(__byte_perm(wd[2], wd[3], 0x5511), x3);
+  }
+}
+
+// Code words and meta of k-step ks of a staged V head block (StageVHead): tokens tok[j] =
+// 32 c4 + ks + (0, 16, 8, 24); vb = VWordBase(r, c4).
+__device__ __forceinline__ int VWordBase(int r, int c4) {
+  return 1024 * c4 + ((r & 3) << 2) + ((r >> 2) << 4);
+}
+template <int D>
+__device__ __forceinline__ void LoadVWords(const uint8_t* vs_smem, const uint8_t* meta_s, int ks,
+                                           int r, int c4, int vb, uint32_t* wd, uint32_t* meta) {
+  const int t0 = 32 * c4 + ks;
+  const int tok[4] = {t0, t0 + 16, t0 + 8, t0 + 24};
+  // Swz32<5>(t0 + off, r), off = 0, 16, 8, 24: line 8 c4 + off/4 + ks/4, chunk key c4.
+  const int vk = vb + ((ks >> 2) << 7) + (((ks & 3) ^ c4) << 5);
+  constexpr int kOff[4] = {0, 512, 256, 768};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    meta[j] = *reinterpret_cast<const uint32_t*>(meta_s + 4 * tok[j] + 16 * c4);  // VMetaPad
+    if constexpr (D == 128) {
+      wd[j] = *reinterpret_cast<const uint32_t*>(vs_smem + vk + kOff[j]);
+    } else {
+      wd[j] = *reinterpret_cast<const uint16_t*>(vs_smem + tok[j] * (D / 4) + 2 * r);
+    }
+  }
 }
 
 template <typename T>

@@ -5,9 +5,11 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <limits>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "base/status_macros.h"
 #include "kernels/cuda/kitty_launch.h"
 
@@ -124,23 +126,29 @@ absl::StatusOr<KittySplitPlan> MakeKittyAttentionPlan(const KvCacheSpec& spec, D
   return PlanKittyAttention(g, num_items, max_item_tokens, sms);
 }
 
-std::vector<KittyQueryGroup> GroupQueryItems(const std::vector<KittyQueryItem>& items, int g) {
-  const int cap = std::max(1, 8 / std::max(g, 1));
-  std::vector<KittyQueryGroup> groups;
-  for (int i = 0; i < static_cast<int>(items.size()); ++i) {
-    if (!groups.empty()) {
-      KittyQueryGroup& last = groups.back();
-      const KittyQueryItem& prev = items[i - 1];
-      const KittyQueryItem& cur = items[i];
-      if (last.num_items < cap && cur.seq == prev.seq && cur.new_offset == prev.new_offset &&
-          cur.num_new == prev.num_new + 1) {
-        ++last.num_items;
-        continue;
-      }
+QueryPartition PartitionQueryItems(const std::vector<KittyQueryItem>& items, int g, int min_run) {
+  g = std::max(g, 1);
+  const int group_cap = std::max(1, 8 / g), tile_cap = std::max(1, kPrefillTileRows / g);
+  QueryPartition part;
+  const int n = static_cast<int>(items.size());
+  for (int a = 0; a < n;) {
+    int b = a + 1;  // [a, b): consecutive tokens of one chunk
+    while (b < n && items[b].seq == items[b - 1].seq &&
+           items[b].new_offset == items[b - 1].new_offset &&
+           items[b].num_new == items[b - 1].num_new + 1) {
+      ++b;
     }
-    groups.push_back({i, 1});
+    const bool tiled = b - a >= min_run;
+    std::vector<KittyQueryGroup>& out = tiled ? part.tiles : part.groups;
+    const int cap = tiled ? tile_cap : group_cap;
+    for (int i = a; i < b; i += cap) out.push_back({i, std::min(cap, b - i)});
+    a = b;
   }
-  return groups;
+  return part;
+}
+
+std::vector<KittyQueryGroup> GroupQueryItems(const std::vector<KittyQueryItem>& items, int g) {
+  return PartitionQueryItems(items, g, std::numeric_limits<int>::max()).groups;
 }
 
 KittyQueryGroups QueryGroupsView(const std::vector<KittyQueryGroup>& host,
@@ -153,6 +161,16 @@ KittyQueryGroups QueryGroupsView(const std::vector<KittyQueryGroup>& host,
   return v;
 }
 
+static absl::Status CheckBatchPointers(const KittyAttentionBatch& batch, absl::string_view who) {
+  if (batch.items == nullptr || batch.seqs == nullptr || batch.q == nullptr ||
+      batch.k_new == nullptr || batch.v_new == nullptr || batch.out == nullptr ||
+      batch.pools.sink == nullptr || batch.pools.k_tail == nullptr ||
+      batch.pools.v_tail == nullptr || batch.k_page_ids == nullptr || batch.v_page_ids == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": null pointer in batch"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
                             const KittyAttentionBatch& batch, const KittySplitPlan& plan,
                             void* workspace, size_t workspace_bytes, CudaStream stream,
@@ -161,12 +179,7 @@ absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
   ASSIGN_OR_RETURN(KittyGeometry g, MakeKittyGeometry(spec, fp, num_q_heads));
   if (batch.num_items < 0) return absl::InvalidArgumentError("num_items must be >= 0");
   if (batch.num_items == 0) return absl::OkStatus();
-  if (batch.items == nullptr || batch.seqs == nullptr || batch.q == nullptr ||
-      batch.k_new == nullptr || batch.v_new == nullptr || batch.out == nullptr ||
-      batch.pools.sink == nullptr || batch.pools.k_tail == nullptr ||
-      batch.pools.v_tail == nullptr || batch.k_page_ids == nullptr || batch.v_page_ids == nullptr) {
-    return absl::InvalidArgumentError("KittyAttention: null pointer in batch");
-  }
+  RETURN_IF_ERROR(CheckBatchPointers(batch, "KittyAttention"));
   if (groups.groups != nullptr &&
       (groups.num_groups < 1 || groups.num_groups > batch.num_items || groups.max_group_items < 1 ||
        groups.max_group_items * (num_q_heads / spec.num_kv_heads) > 8)) {
@@ -178,8 +191,12 @@ absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
   if (plan.num_splits < 1 || plan.chunks_per_split < 1) {
     return absl::InvalidArgumentError("KittyAttention: invalid split plan");
   }
+  if (plan.fp_parts != 1 && plan.fp_parts != 2 && plan.fp_parts != 4 && plan.fp_parts != 8) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KittyAttention: fp_parts ", plan.fp_parts, " is not 1, 2, 4 or 8"));
+  }
   const int64_t covered = int64_t{plan.num_splits} * plan.chunks_per_split;
-  if (covered < (batch.max_item_tokens + kP - 1) / kP + 2) {
+  if (covered < KittyPlanUnits(batch.max_item_tokens, plan.fp_parts)) {
     return absl::InvalidArgumentError(
         absl::StrCat("split plan covers ", covered, " chunks, fewer than max_item_tokens=",
                      batch.max_item_tokens, " needs; make the plan with the same bound"));
@@ -190,6 +207,25 @@ absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
   }
   return CudaStatus(LaunchKittyAttention(g, elem, batch, plan, workspace, stream, groups),
                     "KittyAttention");
+}
+
+absl::Status KittyPrefillAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
+                                   const KittyAttentionBatch& batch, const KittyQueryGroups& tiles,
+                                   CudaStream stream) {
+  ASSIGN_OR_RETURN(KittyElem elem, ElemOf(fp));
+  ASSIGN_OR_RETURN(KittyGeometry g, MakeKittyGeometry(spec, fp, num_q_heads));
+  if (tiles.num_groups == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(CheckBatchPointers(batch, "KittyPrefillAttention"));
+  const int gq = num_q_heads / spec.num_kv_heads;
+  if (tiles.groups == nullptr || tiles.num_groups < 0 || tiles.num_groups > batch.num_items ||
+      tiles.max_group_items < 1 || tiles.max_group_items * gq > kPrefillTileRows) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KittyPrefillAttention: ", tiles.num_groups, " tiles of up to ",
+                     tiles.max_group_items, " items for ", batch.num_items, " items; at most ",
+                     kPrefillTileRows, " query rows per tile (PartitionQueryItems)"));
+  }
+  return CudaStatus(LaunchKittyPrefillAttention(g, elem, batch, tiles, stream),
+                    "KittyPrefillAttention");
 }
 
 }  // namespace kitty::kernels::cuda

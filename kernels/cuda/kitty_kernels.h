@@ -60,6 +60,14 @@ absl::StatusOr<KittySplitPlan> MakeKittyAttentionPlan(const KvCacheSpec& spec, D
 // sequence's prefill chunk (same seq and new_offset, num_new + 1 each); decode items stay
 // alone. g = num_q_heads / num_kv_heads. For KittyQueryGroups.
 std::vector<KittyQueryGroup> GroupQueryItems(const std::vector<KittyQueryItem>& items, int g);
+// The items of a batch split between the two attention kernels: runs of at least `min_run`
+// consecutive tokens of one chunk go to `tiles` of up to kPrefillTileRows / g tokens
+// (KittyPrefillAttention), every other item to `groups` as GroupQueryItems makes them
+// (KittyAttention). Each item is in exactly one of the two.
+struct QueryPartition {
+  std::vector<KittyQueryGroup> tiles, groups;
+};
+QueryPartition PartitionQueryItems(const std::vector<KittyQueryItem>& items, int g, int min_run);
 // The KittyQueryGroups of `host` (GroupQueryItems' result) uploaded to `device`.
 KittyQueryGroups QueryGroupsView(const std::vector<KittyQueryGroup>& host,
                                  const KittyQueryGroup* device);
@@ -70,6 +78,11 @@ absl::Status KittyAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
                             const KittyAttentionBatch& batch, const KittySplitPlan& plan,
                             void* workspace, size_t workspace_bytes, CudaStream stream,
                             const KittyQueryGroups& groups = {});
+// Attention of the items in `tiles` (PartitionQueryItems' tiles, uploaded with
+// QueryGroupsView) by the query-tiled prefill kernel; other items of `batch` are left alone.
+absl::Status KittyPrefillAttention(const KvCacheSpec& spec, DType fp, int num_q_heads,
+                                   const KittyAttentionBatch& batch, const KittyQueryGroups& tiles,
+                                   CudaStream stream);
 
 }  // namespace kitty::kernels::cuda
 

@@ -32,6 +32,12 @@ cudaError_t LaunchKittyAttention(const KittyGeometry& g, KittyElem elem,
                                  void* workspace, cudaStream_t stream,
                                  const KittyQueryGroups& groups);
 
+// Query-tiled prefill attention (kitty_prefill.cu): grid (tiles, Hkv), one CTA per tile of at
+// most kPrefillTileRows / g items of one chunk. No split, no workspace.
+cudaError_t LaunchKittyPrefillAttention(const KittyGeometry& g, KittyElem elem,
+                                        const KittyAttentionBatch& batch,
+                                        const KittyQueryGroups& tiles, cudaStream_t stream);
+
 }  // namespace kitty::kernels::cuda
 
 #endif  // KITTY_KERNELS_CUDA_KITTY_LAUNCH_H_

@@ -118,13 +118,25 @@ struct KittyQueryGroups {
   int32_t max_group_items = 1;
 };
 
+// Query rows (token x head of one kv head) of one CTA of the query-tiled prefill kernel: a tile
+// holds up to kPrefillTileRows / g tokens.
+inline constexpr int kPrefillTileRows = 64;
+
 // Split plan of one attention launch (flash-decoding): grid (num_splits, Hkv, items or groups);
 // each split covers chunks_per_split 128-token chunks of its item.
 struct KittySplitPlan {
   int num_splits = 1;
-  int chunks_per_split = 1;
+  int chunks_per_split = 1;    // work units per split (below)
   size_t workspace_bytes = 0;  // fp32 partials; 0 when num_splits == 1
+  // The sink and the first tail chunk of an item are each cut into fp_parts units (tokens t
+  // with t % 8 in [8 p / fp_parts, 8 (p + 1) / fp_parts)), every other chunk is one unit.
+  int fp_parts = 1;
 };
+// Upper bound on the work units of an item of at most max_item_tokens cached + new tokens:
+// its chunks (+ sink, + a tail split across a page boundary) and the extra parts.
+inline long long KittyPlanUnits(long long max_item_tokens, int fp_parts) {
+  return (max_item_tokens + 127) / 128 + 2 + 2LL * (fp_parts - 1);
+}
 
 }  // namespace kitty::kernels::cuda
 

@@ -308,6 +308,9 @@ struct AttnCase {
   std::vector<int64_t> lens;  // cached tokens per sequence
   int num_new;                // 1 = decode; > 1 = prefill chunk (one item per new token)
   bool grouped = false;       // prefill tokens share CTAs in query groups (GroupQueryItems)
+  // > 0: runs of >= this many tokens go to the query-tiled prefill kernel, the rest to the
+  // decode kernel in groups (PartitionQueryItems; 1 = every item tiled)
+  int tile_min_run = 0;
 };
 
 struct AttnErr {
@@ -427,9 +430,26 @@ void RunAttention(const AttnCase& c, uint32_t seed, AttnErr* err) {
   absl::StatusOr<KittySplitPlan> plan = MakeKittyAttentionPlan(spec, fp, hq, nitems, max_tokens);
   ASSERT_TRUE(plan.ok()) << plan.status();
   DevBuf ws(plan->workspace_bytes);
-  const absl::Status st =
-      KittyAttention(spec, fp, hq, b, *plan, ws.get(), plan->workspace_bytes, nullptr, gq);
-  ASSERT_TRUE(st.ok()) << st;
+  if (c.tile_min_run > 0) {
+    const QueryPartition part = PartitionQueryItems(items, c.g, c.tile_min_run);
+    ASSERT_FALSE(part.tiles.empty());
+    DevBuf tiles_d = DevBuf::From(part.tiles), rest_d = DevBuf::From(part.groups);
+    const KittyQueryGroups tq = QueryGroupsView(part.tiles, tiles_d.as<KittyQueryGroup>());
+    EXPECT_LE(tq.max_group_items * c.g, kPrefillTileRows);
+    const absl::Status st = KittyPrefillAttention(spec, fp, hq, b, tq, nullptr);
+    ASSERT_TRUE(st.ok()) << st;
+    if (!part.groups.empty()) {
+      const KittyQueryGroups rq = QueryGroupsView(part.groups, rest_d.as<KittyQueryGroup>());
+      const absl::Status st2 =
+          KittyAttention(spec, fp, hq, b, *plan, ws.get(), plan->workspace_bytes, nullptr, rq);
+      ASSERT_TRUE(st2.ok()) << st2;
+    }
+    CUDA_OK(cudaDeviceSynchronize());
+  } else {
+    const absl::Status st =
+        KittyAttention(spec, fp, hq, b, *plan, ws.get(), plan->workspace_bytes, nullptr, gq);
+    ASSERT_TRUE(st.ok()) << st;
+  }
   CUDA_OK(cudaDeviceSynchronize());
   const std::vector<uint16_t> out_bits = out_d.To<uint16_t>();
 
@@ -606,6 +626,38 @@ TEST_F(KittyCudaTest, PrefillGroupsMatchCpuReference) {
   }
 }
 
+// The query-tiled prefill kernel (every run of the batch tiled, 64 / g tokens per CTA; the
+// last tile of a chunk partial): empty caches, prefixes with a V tail over sealed K pages
+// (161, 289), a long one (1000), in every mode, head_dim and GQA group up to 8; same tolerances
+// as the decode kernel.
+TEST_F(KittyCudaTest, PrefillTilesMatchCpuReference) {
+  uint32_t seed = 1700;
+  for (DType fp : {DType::kFloat16, DType::kBFloat16}) {
+    for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKivi2, KvCacheMode::kKitty,
+                             KvCacheMode::kKittyPro, KvCacheMode::kK4V2}) {
+      for (int d : {64, 128}) {
+        for (int g : {1, 2, 4, 8}) {
+          AttnCase c{mode, fp, d, 2, g, {0, 40, 161, 289, 1000}, 150};
+          c.tile_min_run = 1;
+          AttnErr e;
+          RunAttention(c, seed++, &e);
+          if (HasFatalFailure()) return;
+          ReportCase(c, e);
+        }
+      }
+    }
+  }
+  // Decode items through the tiles too (one token per tile), and odd g.
+  for (int g : {1, 3, 8}) {
+    AttnCase c{KvCacheMode::kKittyPro, DType::kBFloat16, 128, 2, g, kAwkwardLens, 1};
+    c.tile_min_run = 1;
+    AttnErr e;
+    RunAttention(c, seed++, &e);
+    if (HasFatalFailure()) return;
+    ReportCase(c, e);
+  }
+}
+
 // Small cases for compute-sanitizer (memcheck, racecheck): --gtest_filter=*Sanitizer*
 TEST_F(KittyCudaTest, SanitizerSmoke) {
   PackCounts k, v;
@@ -619,6 +671,7 @@ TEST_F(KittyCudaTest, SanitizerSmoke) {
       RunAttention({mode, DType::kBFloat16, d, 2, 4, {1, 33, 161, 289, 700}, 1}, seed++, &e);
       RunAttention({mode, DType::kFloat16, d, 1, 8, {40, 300}, 20}, seed++, &e);
       RunAttention({mode, DType::kBFloat16, d, 2, 2, {0, 161}, 37, true}, seed++, &e);
+      RunAttention({mode, DType::kFloat16, d, 2, 4, {0, 161, 289}, 40, false, 1}, seed++, &e);
       if (HasFatalFailure()) return;
     }
   }
@@ -647,6 +700,29 @@ TEST(KittyCudaApiTest, GroupQueryItems) {
   EXPECT_EQ(view.max_group_items, 5);
 }
 
+TEST(KittyCudaApiTest, PartitionQueryItems) {
+  // seq 0: 70 prefill tokens; seq 1: decode; seq 2: 3 prefill tokens; seq 3: 20 prefill tokens
+  std::vector<KittyQueryItem> items;
+  for (int j = 0; j < 70; ++j) items.push_back({0, 1 + j, 0, 0});
+  items.push_back({1, 1, 70, 0});
+  for (int j = 0; j < 3; ++j) items.push_back({2, 1 + j, 71, 0});
+  for (int j = 0; j < 20; ++j) items.push_back({3, 5 + j, 74, 0});
+  auto flat = [](const std::vector<KittyQueryGroup>& gs) {
+    std::vector<std::pair<int, int> > v;
+    for (const KittyQueryGroup& gr : gs) v.push_back({gr.first_item, gr.num_items});
+    return v;
+  };
+  using V = std::vector<std::pair<int, int> >;
+  // g = 4: tiles of 16 tokens for runs >= 20, groups of 2 for the rest
+  const QueryPartition p = PartitionQueryItems(items, 4, 20);
+  EXPECT_EQ(flat(p.tiles), (V{{0, 16}, {16, 16}, {32, 16}, {48, 16}, {64, 6}, {74, 16}, {90, 4}}));
+  EXPECT_EQ(flat(p.groups), (V{{70, 1}, {71, 2}, {73, 1}}));
+  // g = 1: 64 tokens per tile; min_run above every run: nothing tiled
+  EXPECT_EQ(flat(PartitionQueryItems(items, 1, 21).tiles), (V{{0, 64}, {64, 6}}));
+  EXPECT_TRUE(PartitionQueryItems(items, 4, 1000).tiles.empty());
+  EXPECT_EQ(flat(PartitionQueryItems(items, 4, 1000).groups), flat(GroupQueryItems(items, 4)));
+}
+
 // Rejected before any launch (host-only: runs without a GPU too).
 TEST(KittyCudaApiTest, RejectsBadQueryGroups) {
   const KvCacheSpec spec = Spec(KvCacheMode::kKittyPro, 128, 2);
@@ -669,6 +745,13 @@ TEST(KittyCudaApiTest, RejectsBadQueryGroups) {
                                            gq);  // g = 4: at most 2 items per group
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << gq.num_groups;
     EXPECT_NE(st.message().find("query groups"), std::string::npos) << st;
+  }
+  // Prefill tiles: at most 64 query rows (16 items at g = 4), at most one tile per item.
+  for (const KittyQueryGroups& tq : {KittyQueryGroups{nullptr, 2, 1}, KittyQueryGroups{some, 5, 1},
+                                     KittyQueryGroups{some, 2, 0}, KittyQueryGroups{some, 2, 17}}) {
+    const absl::Status st = KittyPrefillAttention(spec, DType::kBFloat16, 8, b, tq, nullptr);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << tq.num_groups;
+    EXPECT_NE(st.message().find("tiles"), std::string::npos) << st;
   }
 }
 
