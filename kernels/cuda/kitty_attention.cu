@@ -38,6 +38,7 @@
 
 #include "kernels/cuda/kitty_attention_device.cuh"
 #include "kernels/cuda/kitty_launch.h"
+#include "kernels/cuda/smem_limit.h"
 
 namespace kitty::kernels::cuda {
 namespace {
@@ -161,9 +162,8 @@ struct AttnV2 {
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
     float mq[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    int kw[4];  // swizzled offsets of word r of rows 4 c4 + j (k-step 0)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) kw[j] = Swz32<2>(4 * w.c4 + j, w.r);
+    int kw[4];
+    KWordOffsets(w.r, w.c4, kw);
     auto step = [&](const uint32_t* wd, uint32_t b0, uint32_t b1, uint32_t l0, uint32_t l1) {
       uint32_t a0[8], a1[8], a2[8], a3[8];
       ExtractWords<128>(wd, a0, a1, a2, a3);  // K words: 8 codes per half at every D
@@ -177,38 +177,22 @@ struct AttnV2 {
 #pragma unroll kUnroll
     for (int ks = 0; ks < kKSteps; ++ks) {
       const int ch = ks * 16 + 4 * w.c4;
-      const uint4 meta = *reinterpret_cast<const uint4*>(meta_s + 4 * ch);
-      const uint32_t s01 = __byte_perm(meta.x, meta.y, 0x5410),
-                     s23 = __byte_perm(meta.z, meta.w, 0x5410);
-      const uint32_t m01 = __byte_perm(meta.x, meta.y, 0x7632),
-                     m23 = __byte_perm(meta.z, meta.w, 0x7632);
+      const KMeta4 mt = LoadKMeta4(meta_s, ch);
       const uint2 qv = *reinterpret_cast<const uint2*>(qrow + ch);
       uint32_t wd[4];
-      // rows ch+j = 16 ks + (4 c4 + j): same swizzle key, +512 B per k-step
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + 512 * ks);
-      const uint32_t h0 = HMul2(qv.x, s01), h1 = HMul2(qv.y, s23);
-      const uint32_t l0 = HResid2(qv.x, s01, h0), l1 = HResid2(qv.y, s23, h1);
+      LoadKWords(ks_smem, kw, 512 * ks, wd);  // rows 16 ks + 4 c4 + j
+      const uint32_t h0 = HMul2(qv.x, mt.s01), h1 = HMul2(qv.y, mt.s23);
+      const uint32_t l0 = HResid2(qv.x, mt.s01, h0), l1 = HResid2(qv.y, mt.s23, h1);
       if constexpr (kPack) {
         step(wd, lo_col ? l0 : h0, lo_col ? l1 : h1, 0u, 0u);
       } else {
         step(wd, h0, h1, l0, l1);
       }
-      Mma16816(mq, m01, m01, m23, m23, qv.x, qv.y);
+      Mma16816(mq, mt.m01, mt.m01, mt.m23, mt.m23, qv.x, qv.y);
     }
     if constexpr (kSparse) {
       const int db = geo.boost_channels;
-      // rank -> channel map of this page (idx[d] = rank or DB).
-      for (int d4 = w.lane; d4 < D / 4; d4 += 32) {
-        const uint32_t idx4 = *reinterpret_cast<const uint32_t*>(idx_s + 4 * d4);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const int rank = (idx4 >> (8 * j)) & 0xff;
-          if (rank < db) inv[rank] = static_cast<uint8_t>(4 * d4 + j);
-        }
-      }
-      __syncwarp();
+      BuildRankMap<D>(w.lane, idx_s, db, inv);
       const uint16_t* qbits = reinterpret_cast<const uint16_t*>(qrow);
       for (int k0 = 0; k0 < db; k0 += 16) {
         const int rk = k0 + 4 * w.c4;
@@ -238,10 +222,7 @@ struct AttnV2 {
           b1 = lo_col ? l1 : b1;
         }
         uint32_t wd[4];
-        // rows D + k0 + 4 c4 + j: D + k0 is a multiple of 16
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-          wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + 32 * (D + k0));
+        LoadKWords(ks_smem, kw, 32 * (D + k0), wd);  // rank rows D + k0 + 4 c4 + j
         step(wd, b0, b1, l0, l1);
       }
       __syncwarp();  // inv is rewritten by the next page
@@ -813,11 +794,9 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
   // g <= 4 query heads per kv head: hi and lo of q*s share one mma (kPack)
   const bool pack =
       g.num_q_heads <= 4 * g.num_kv_heads && (gq.groups == nullptr || gq.max_group_items <= 1);
-  void (*kernel)(KittyGeometry, KittyAttentionBatch, int, AttnTuning, float*,
-                 const KittyQueryGroup*) =
-      !pack               ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, false>
-      : plan.fp_parts > 1 ? KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>
-                          : KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, false>;
+  constexpr auto kGrouped = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, false, 2, 2, false>;
+  constexpr auto kPackParts = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, true>;
+  constexpr auto kPackOne = KittyAttentionKernelV2<T, D, kQuant, kSparse, 2, true, 2, 2, false>;
   const int num_stages = 2;
   // the staging copies are unrolled for at most 2 D K planes (DB <= D) and 5 D idx + meta bytes
   if (kQuant && (g.k_idx_offset > 64 * D || g.k_head_bytes - g.k_idx_offset > 5 * D ||
@@ -825,8 +804,11 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
     return cudaErrorInvalidValue;
   }
   const size_t smem = AttnSmemBytes(g, num_stages);
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(smem));
+  const bool parts = pack && plan.fp_parts > 1;
+  auto kernel = !pack ? kGrouped : parts ? kPackParts : kPackOne;
+  cudaError_t err = !pack   ? AllowDynamicSmem<kGrouped>(smem)
+                    : parts ? AllowDynamicSmem<kPackParts>(smem)
+                            : AllowDynamicSmem<kPackOne>(smem);
   if (err != cudaSuccess) return err;
   const dim3 grid(plan.num_splits, g.num_kv_heads, gq.groups ? gq.num_groups : b.num_items);
   AttnTuning tune = AttnTuningFor(kQuant);

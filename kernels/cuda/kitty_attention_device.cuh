@@ -307,6 +307,42 @@ __device__ __forceinline__ void LoadVWords(const uint8_t* vs_smem, const uint8_t
   }
 }
 
+// Scale and min of K channels ch .. ch + 3 of a staged K head block (meta: fp16 scale, fp16
+// min per channel) as fp16x2 pairs (channels ch, ch + 1 and ch + 2, ch + 3).
+struct KMeta4 {
+  uint32_t s01, s23, m01, m23;
+};
+__device__ __forceinline__ KMeta4 LoadKMeta4(const uint8_t* meta_s, int ch) {
+  const uint4 meta = *reinterpret_cast<const uint4*>(meta_s + 4 * ch);
+  return {__byte_perm(meta.x, meta.y, 0x5410), __byte_perm(meta.z, meta.w, 0x5410),
+          __byte_perm(meta.x, meta.y, 0x7632), __byte_perm(meta.z, meta.w, 0x7632)};
+}
+// Swizzled offsets of word r of K plane rows 4 c4 + j (k-step 0; row 16 ks + 4 c4 + j is
+// +512 B per k-step, and the sparse plane's rank rows D + k0 + 4 c4 + j are at +32 (D + k0)).
+__device__ __forceinline__ void KWordOffsets(int r, int c4, int (&kw)[4]) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) kw[j] = Swz32<2>(4 * c4 + j, r);
+}
+__device__ __forceinline__ void LoadKWords(const uint8_t* ks_smem, const int (&kw)[4], int off,
+                                           uint32_t (&wd)[4]) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) wd[j] = *reinterpret_cast<const uint32_t*>(ks_smem + kw[j] + off);
+}
+// inv[rank] = channel of each boosted rank < db of a staged K head block (its idx bytes hold
+// the rank of every channel, or db), by one warp; the warp's later reads see it.
+template <int D>
+__device__ __forceinline__ void BuildRankMap(int lane, const uint8_t* idx_s, int db, uint8_t* inv) {
+  for (int d4 = lane; d4 < D / 4; d4 += 32) {
+    const uint32_t idx4 = *reinterpret_cast<const uint32_t*>(idx_s + 4 * d4);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int rank = (idx4 >> (8 * j)) & 0xff;
+      if (rank < db) inv[rank] = static_cast<uint8_t>(4 * d4 + j);
+    }
+  }
+  __syncwarp();
+}
+
 template <typename T>
 __device__ __forceinline__ void MmaT(float* c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                      uint32_t b0, uint32_t b1) {
