@@ -22,6 +22,11 @@
 // K in natural order (ldmatrix), V with its channels permuted (position 8 j + n holds channel
 // (D/8) n + j) so that ldmatrix.trans yields the same O layout; a sealed K page whose V rows
 // are still in the V tail takes those rows in the quantized key order (ldmatrix row addresses).
+// Mode auto (no quantized V) keeps V rows in natural order, staged by cp.async like K, and its
+// O tile j, column n is channel 8 j + n.
+// Staging: a quantized K + V page pair fits in one of the two row buffers, so consecutive pairs
+// alternate between them and page i + 1 is copied while page i is computed on; other blocks
+// take both buffers and are copied between two barriers.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -31,6 +36,7 @@
 
 #include "kernels/cuda/kitty_attention_device.cuh"
 #include "kernels/cuda/kitty_launch.h"
+#include "kernels/cuda/smem_limit.h"
 
 namespace kitty::kernels::cuda {
 namespace {
@@ -103,8 +109,7 @@ struct Prefill {
     for (int nt = 0; nt < 16; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
     float mq[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     int kw[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) kw[j] = Swz32<2>(4 * w.c4 + j, w.r);
+    KWordOffsets(w.r, w.c4, kw);
     const __half* qr0 = q16 + (w.row0 + w.r) * kRS;
     const __half* qr1 = qr0 + 8 * kRS;
     // B fragments of 8 key tiles from the code words of rows (4 c4 + j); A = q s as hi + lo
@@ -124,35 +129,21 @@ struct Prefill {
 #pragma unroll 2
     for (int ks = 0; ks < kKSteps; ++ks) {
       const int ch = ks * 16 + 4 * w.c4;
-      const uint4 meta = *reinterpret_cast<const uint4*>(meta_s + 4 * ch);
-      const uint32_t s01 = __byte_perm(meta.x, meta.y, 0x5410),
-                     s23 = __byte_perm(meta.z, meta.w, 0x5410);
-      const uint32_t m01 = __byte_perm(meta.x, meta.y, 0x7632),
-                     m23 = __byte_perm(meta.z, meta.w, 0x7632);
+      const KMeta4 mt = LoadKMeta4(meta_s, ch);
       const uint2 qa = *reinterpret_cast<const uint2*>(qr0 + ch);
       const uint2 qb = *reinterpret_cast<const uint2*>(qr1 + ch);
       uint32_t wd[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        wd[j] = *reinterpret_cast<const uint32_t*>(ksm + kw[j] + 512 * ks);
-      const uint32_t hi[4] = {HMul2(qa.x, s01), HMul2(qb.x, s01), HMul2(qa.y, s23),
-                              HMul2(qb.y, s23)};
-      const uint32_t lo[4] = {HResid2(qa.x, s01, hi[0]), HResid2(qb.x, s01, hi[1]),
-                              HResid2(qa.y, s23, hi[2]), HResid2(qb.y, s23, hi[3])};
+      LoadKWords(ksm, kw, 512 * ks, wd);
+      const uint32_t hi[4] = {HMul2(qa.x, mt.s01), HMul2(qb.x, mt.s01), HMul2(qa.y, mt.s23),
+                              HMul2(qb.y, mt.s23)};
+      const uint32_t lo[4] = {HResid2(qa.x, mt.s01, hi[0]), HResid2(qb.x, mt.s01, hi[1]),
+                              HResid2(qa.y, mt.s23, hi[2]), HResid2(qb.y, mt.s23, hi[3])};
       step(wd, hi, lo);
-      Mma16816(mq, qa.x, qb.x, qa.y, qb.y, m01, m23);
+      Mma16816(mq, qa.x, qb.x, qa.y, qb.y, mt.m01, mt.m23);
     }
     if constexpr (kSparse) {
       const int db = geo.boost_channels;
-      for (int d4 = w.lane; d4 < D / 4; d4 += 32) {  // rank -> channel of this page
-        const uint32_t idx4 = *reinterpret_cast<const uint32_t*>(idx_s + 4 * d4);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const int rank = (idx4 >> (8 * j)) & 0xff;
-          if (rank < db) inv[rank] = static_cast<uint8_t>(4 * d4 + j);
-        }
-      }
-      __syncwarp();
+      BuildRankMap<D>(w.lane, idx_s, db, inv);
       for (int k0 = 0; k0 < db; k0 += 16) {
         // A: 4 q s of the channel of ranks k0 + 4 c4 + (0, 1) [a0 row r, a1 row r+8], (2, 3)
         float v0[4], v1[4];
@@ -168,9 +159,7 @@ struct Prefill {
           }
         }
         uint32_t wd[4];
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-          wd[j] = *reinterpret_cast<const uint32_t*>(ksm + kw[j] + 32 * (D + k0));
+        LoadKWords(ksm, kw, 32 * (D + k0), wd);
         // hi + lo fp16 parts of the fp32 products
         uint32_t hi[4], lo[4];
         const float* src[4] = {v0, v1, v0 + 2, v1 + 2};  // a0: row r, a1: r+8, a2, a3: ranks +2
@@ -312,17 +301,24 @@ struct Prefill {
 // their scores are masked).
 template <int D, typename T, typename RowFn>
 __device__ __forceinline__ void StageKRows(T* ks, int n, RowFn row) {
-  constexpr int kRS = D + kRowPad, kC = D / 8;
-  for (int e = threadIdx.x; e < n * kC; e += blockDim.x) {
-    const int t = e / kC, c = e % kC;
-    CpAsync16(ks + t * kRS + 8 * c, row(t) + 8 * c);
-  }
+  constexpr int kRS = D + kRowPad, kC = D / 8, kStep = kTW * 32 / kC;  // rows per pass
+  const int c = threadIdx.x % kC;
+  for (int t = threadIdx.x / kC; t < n; t += kStep) CpAsync16(ks + t * kRS + 8 * c, row(t) + 8 * c);
 }
-// Full-precision V rows row(t) into vs[t] with position 8 j + n <- channel (D/8) n + j; rows
-// n .. 127 zero (p = 0 must not meet a NaN). One row per thread (blockDim.x = 128).
-template <int D, typename T, typename RowFn>
+// Full-precision V rows row(t) into vs[t]; rows n .. 127 zero (p = 0 must not meet a NaN).
+// kPermute (a kernel that also reads quantized V pages): position 8 j + n <- channel (D/8) n + j,
+// through registers, one row per thread (blockDim.x = 128); else natural order by cp.async.
+template <int D, bool kPermute, typename T, typename RowFn>
 __device__ __forceinline__ void StageVRows(T* vs, int n, RowFn row) {
   constexpr int kRS = D + kRowPad;
+  if constexpr (!kPermute) {
+    StageKRows<D>(vs, n, row);
+    constexpr int kC = D / 8;
+#pragma unroll 1
+    for (int e = n * kC + threadIdx.x; e < kP * kC; e += blockDim.x)
+      *reinterpret_cast<uint4*>(vs + (e / kC) * kRS + 8 * (e % kC)) = make_uint4(0u, 0u, 0u, 0u);
+    return;
+  }
   const int t = threadIdx.x;
   uint32_t x[D / 2];
   if (t < n) {
@@ -354,6 +350,12 @@ __device__ __forceinline__ void StageVRows(T* vs, int n, RowFn row) {
   }
 }
 
+// Offset of the V head in a staged K + V page pair (one 128-byte aligned region each, so that
+// the swizzled fragment loads stay bank-conflict free).
+__host__ __device__ inline int PairVOffset(const StageLayout& lay) {
+  return RoundUp(lay.k_bytes, 128);
+}
+
 template <typename T, int D, bool kQuant, bool kSparse>
 __global__ void __launch_bounds__(kTW * 32, 2)
     KittyPrefillKernel(KittyGeometry geo, KittyAttentionBatch batch,
@@ -376,14 +378,32 @@ __global__ void __launch_bounds__(kTW * 32, 2)
   const int num_new0 = item.num_new - (nt - 1);
   const KittySeqDesc seq = batch.seqs[item.seq];
 
-  for (int e = threadIdx.x; e < kRows * D; e += blockDim.x) {
-    const int row = e / D, d = e % D;
-    const bool ok = row < nrows;
-    const T* q = static_cast<const T*>(batch.q) +
-                 (static_cast<int64_t>(first + (ok ? row / g : 0)) * hq + kvh * g + row % g) * D +
-                 d;
-    q16[row * kRS + d] = __float2half_rn(ok ? ToF(*q) : 0.0f);
-    qt[row * kRS + d] = ok ? *q : FromF<T>(0.0f);
+  // Q rows as 16-byte vectors, all of a thread's loads in flight at once (the element-wise
+  // loop with a division by g per element was ~45% of a short-prefix chunk's time, ncu).
+  {
+    constexpr int kQV = D / 8, kIt = kRows * kQV / (kTW * 32);
+    uint4 v[kIt];
+#pragma unroll
+    for (int it = 0; it < kIt; ++it) {
+      const int e = threadIdx.x + it * kTW * 32, row = e / kQV, c = e % kQV;
+      v[it] = make_uint4(0u, 0u, 0u, 0u);
+      if (row < nrows) {
+        const int tok = row / g;
+        v[it] = *reinterpret_cast<const uint4*>(
+            static_cast<const T*>(batch.q) +
+            (static_cast<int64_t>(first + tok) * hq + kvh * g + (row - tok * g)) * D + 8 * c);
+      }
+    }
+#pragma unroll
+    for (int it = 0; it < kIt; ++it) {
+      const int e = threadIdx.x + it * kTW * 32, row = e / kQV, c = e % kQV;
+      *reinterpret_cast<uint4*>(qt + row * kRS + 8 * c) = v[it];
+      const T* x = reinterpret_cast<const T*>(&v[it]);
+      uint32_t h[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) h[k] = PackHalf2(ToF(x[2 * k]), ToF(x[2 * k + 1]));
+      *reinterpret_cast<uint4*>(q16 + row * kRS + 8 * c) = make_uint4(h[0], h[1], h[2], h[3]);
+    }
   }
 
   typename K::Warp w;
@@ -415,29 +435,35 @@ __global__ void __launch_bounds__(kTW * 32, 2)
   const T* vt_tail = v_tail + static_cast<int64_t>(n_kv) * kP * D;  // V rows of the K tail
   const float sl2 = batch.scale * kLog2e;
 
-  for (int b = 0; b < n_blocks; ++b) {
-    // ---- stage the block (all warps), then compute on it (warps with rows) ----
+  // Block b: the sink (b < n_sink), page b - n_sink, or tail rows from r0 = (b - n_sink -
+  // n_pages) * kP. A page whose V is sealed too (a pair) is staged whole (K head, then V head)
+  // in one of two regions, ks for even and vs for odd pages, so that page i + 1 is staged
+  // while page i is computed on; full-precision blocks and sealed K pages with V tail rows
+  // take both regions (K rows at ks, V rows at vs) and are staged after a barrier.
+  auto region = [&](int i) { return reinterpret_cast<uint8_t*>((i & 1) ? vs : ks); };
+  auto is_pair = [&](int b) {
+    return kQuant && b >= n_sink && b - n_sink < seq.num_v_pages;  // pages [0, num_v) pair
+  };
+  auto stage = [&](int b) {
     const bool is_page = b >= n_sink && b < n_sink + n_pages;
-    const int i = b - n_sink;                          // page index
-    const bool pair = is_page && i < seq.num_v_pages;  // V of the page is sealed too
-    const int r0 = (b - n_sink - n_pages) * kP;        // tail block: first tail row
-    int n = kP;                                        // valid keys of the block
+    const int i = b - n_sink;
     if (b < n_sink) {
-      n = seq.sink_tokens;
-      StageKRows<D>(ks, n, [&](int t) { return sink_k + t * D; });
-      StageVRows<D>(vs, n, [&](int t) { return sink_v + t * D; });
+      StageKRows<D>(ks, seq.sink_tokens, [&](int t) { return sink_k + t * D; });
+      StageVRows<D, kQuant>(vs, seq.sink_tokens, [&](int t) { return sink_v + t * D; });
     } else if (is_page) {
+      const bool pair = i < seq.num_v_pages;
       if constexpr (kQuant) {
+        uint8_t* kdst = pair ? region(i) : reinterpret_cast<uint8_t*>(ks);
         if (warp == 0) {
           StageKHead<D>(w.lane, geo, lay,
                         batch.pools.k_pages + static_cast<int64_t>(k_ids[i]) * geo.k_page_bytes +
                             static_cast<int64_t>(kvh) * geo.k_head_bytes,
-                        reinterpret_cast<uint8_t*>(ks));
+                        kdst);
         } else if (warp == 1 && pair) {
           StageVHead<D>(w.lane, geo,
                         batch.pools.v_pages + static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes +
                             static_cast<int64_t>(kvh) * geo.v_head_bytes,
-                        reinterpret_cast<uint8_t*>(vs));
+                        kdst + PairVOffset(lay));
         }
       } else {
         const T* kp = reinterpret_cast<const T*>(
@@ -449,35 +475,47 @@ __global__ void __launch_bounds__(kTW * 32, 2)
               reinterpret_cast<const T*>(batch.pools.v_pages +
                                          static_cast<int64_t>(v_ids[i]) * geo.v_page_bytes) +
               static_cast<int64_t>(kvh) * kP * D;
-          StageVRows<D>(vs, kP, [&](int t) { return vp + t * D; });
+          StageVRows<D, kQuant>(vs, kP, [&](int t) { return vp + t * D; });
         }
       }
       if (!pair) {
         const T* vt = v_tail + static_cast<int64_t>(i - seq.num_v_pages) * kP * D;
-        StageVRows<D>(vs, kP, [&](int t) { return vt + t * D; });
+        StageVRows<D, kQuant>(vs, kP, [&](int t) { return vt + t * D; });
       }
     } else {
-      n = min(kP, tail_rows - r0);
-      StageKRows<D>(ks, n, [&](int t) {
+      const int r0 = (b - n_sink - n_pages) * kP;
+      StageKRows<D>(ks, min(kP, tail_rows - r0), [&](int t) {
         const int rr = r0 + t;
         return rr < ck ? k_tail + rr * D : k_new + (rr - ck) * new_stride;
       });
-      StageVRows<D>(vs, n, [&](int t) {
+      StageVRows<D, kQuant>(vs, min(kP, tail_rows - r0), [&](int t) {
         const int rr = r0 + t;
         return rr < ck ? vt_tail + rr * D : v_new + (rr - ck) * new_stride;
       });
     }
     CpAsyncCommit();
-    CpAsyncWait<0>();
-    __syncthreads();
+  };
 
+  if (n_blocks > 0) stage(0);
+  for (int b = 0; b < n_blocks; ++b) {
+    CpAsyncWait<0>();
+    __syncthreads();  // block b is staged; every warp is done with block b - 1
+    const bool ahead = b + 1 < n_blocks && is_pair(b) && is_pair(b + 1);
+    if (ahead) stage(b + 1);  // into the other region, during the compute on block b
+
+    const bool is_page = b >= n_sink && b < n_sink + n_pages;
+    const int i = b - n_sink;                          // page index
+    const bool pair = is_page && i < seq.num_v_pages;  // V of the page is sealed too
+    const int r0 = (b - n_sink - n_pages) * kP;        // tail block: first tail row
+    const int n = b < n_sink ? seq.sink_tokens : is_page ? kP : min(kP, tail_rows - r0);
     if (active) {
       float s[16][4];
       bool quant_k = false;
       if constexpr (kQuant) quant_k = is_page;
       if (quant_k) {
         if constexpr (kQuant) {
-          K::ScoresQuant(w, geo, reinterpret_cast<const uint8_t*>(ks), lay, q16, inv, s);
+          const uint8_t* kq = pair ? region(i) : reinterpret_cast<const uint8_t*>(ks);
+          K::ScoresQuant(w, geo, kq, lay, q16, inv, s);
 #pragma unroll
           for (int nt2 = 0; nt2 < 16; ++nt2)
 #pragma unroll
@@ -501,7 +539,7 @@ __global__ void __launch_bounds__(kTW * 32, 2)
       if (quant_k) {
         if constexpr (kQuant) {
           if (pair) {
-            K::PvQuant(w, geo, reinterpret_cast<const uint8_t*>(vs), s);
+            K::PvQuant(w, geo, region(i) + PairVOffset(lay), s);
           } else {
             K::template PvFp<true>(w, vs, s);
           }
@@ -510,7 +548,10 @@ __global__ void __launch_bounds__(kTW * 32, 2)
         K::template PvFp<false>(w, vs, s);
       }
     }
-    __syncthreads();
+    if (!ahead && b + 1 < n_blocks) {
+      __syncthreads();  // block b + 1 overwrites what block b read
+      stage(b + 1);
+    }
   }
 
   if (!active) return;
@@ -532,7 +573,8 @@ __global__ void __launch_bounds__(kTW * 32, 2)
       const float f = TileF(j % K::kMT);
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        const int c = (D / 8) * (2 * w.c4 + e) + j;
+        // O tile j, column n: channel (D/8) n + j (permuted V rows, quantized V), else 8 j + n
+        const int c = kQuant ? (D / 8) * (2 * w.c4 + e) + j : 8 * j + 2 * w.c4 + e;
         out[c] = FromF<T>(fmaf(f, w.o[j][2 * h + e], w.pm[2 * h]) * inv_l);
       }
     }
@@ -549,15 +591,13 @@ cudaError_t LaunchPrefill(const KittyGeometry& g, const KittyAttentionBatch& b,
                           const KittyQueryGroups& tiles, cudaStream_t stream) {
   const StageLayout lay = MakeStageLayout(g);
   const size_t block = sizeof(T) * kP * (D + kRowPad);
-  if (kQuant &&
-      (g.k_idx_offset > 64 * D || g.k_head_bytes - g.k_idx_offset > 5 * D ||
-       static_cast<size_t>(lay.k_bytes) > block || static_cast<size_t>(lay.v_bytes) > block)) {
+  if (kQuant && (g.k_idx_offset > 64 * D || g.k_head_bytes - g.k_idx_offset > 5 * D ||
+                 static_cast<size_t>(PairVOffset(lay) + lay.v_bytes) > block)) {
     return cudaErrorInvalidValue;
   }
-  auto kernel = KittyPrefillKernel<T, D, kQuant, kSparse>;
+  constexpr auto kernel = KittyPrefillKernel<T, D, kQuant, kSparse>;
   const size_t smem = PrefillSmemBytes(D);
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(smem));
+  const cudaError_t err = AllowDynamicSmem<kernel>(smem);
   if (err != cudaSuccess) return err;
   kernel<<<dim3(tiles.num_groups, g.num_kv_heads), kTW * 32, smem, stream>>>(g, b, tiles.groups);
   return cudaGetLastError();
