@@ -952,24 +952,27 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
   const size_t o_items = mb.Put(items), o_seg1 = mb.Put(seg1), o_seg2 = mb.Put(seg2);
   const size_t o_kjobs = mb.Put(kjobs), o_vjobs = mb.Put(vjobs);
   const size_t o_sparams = mb.Put(sparams), o_pen = mb.Put(penalties);
-  // Prefill chunks: runs of at least KITTY_PREFILL_MIN_RUN (default 256) tokens of one chunk go
-  // to the query-tiled prefill kernel (64 query rows per CTA); the other items (decode, short
-  // chunks) share CTAs of the decode kernel, up to 8/g tokens each (H200, llama3-8b shapes: the
-  // tiles win 1.8-2.5x from 512 tokens up and lose below 128, where they fill too few SMs). A/B:
-  // KITTY_PREFILL_MIN_RUN=0 turns the tiles off, KITTY_ATTN_GROUPS=0 keeps one token per
-  // decode-kernel CTA.
+  // Prefill chunks: runs of at least KITTY_PREFILL_MIN_RUN tokens of one chunk go to the
+  // query-tiled prefill kernel (64 query rows per CTA); the other items (decode, short chunks)
+  // share CTAs of the decode kernel, up to 8/g tokens each. Default 256 for quantized modes and
+  // 128 for auto (H200, llama3-8b shapes, docs/PERFORMANCE.md: at 128-token chunks the tiles are
+  // 1.22x the query groups in auto, 0.75x in kitty-pro, whose 8 tiles x 8 KV heads fill half
+  // the SMs; from 256 tokens up they win in every mode). A/B: KITTY_PREFILL_MIN_RUN=0 turns the
+  // tiles off, KITTY_ATTN_GROUPS=0 keeps one token per decode-kernel CTA.
   static const bool group_env = [] {
     const char* e = std::getenv("KITTY_ATTN_GROUPS");
     return e == nullptr || std::atoi(e) != 0;
   }();
-  static const int min_run_env = [] {
+  static const int min_run_env = [] {  // -1: not set
     const char* e = std::getenv("KITTY_PREFILL_MIN_RUN");
-    const int v = e == nullptr ? 256 : std::atoi(e);
+    if (e == nullptr) return -1;
+    const int v = std::atoi(e);
     return v > 0 ? v : std::numeric_limits<int>::max();
   }();
+  const int min_run = min_run_env > 0 ? min_run_env : (geo_.quantized ? 256 : 128);
   kc::QueryPartition part;
   if (use_kitty_ && static_cast<int>(items.size()) > B) {
-    part = kc::PartitionQueryItems(items, Hq / Hkv, min_run_env);
+    part = kc::PartitionQueryItems(items, Hq / Hkv, min_run);
     if (!group_env) {
       std::vector<kc::KittyQueryGroup> singles;
       for (const kc::KittyQueryGroup& gr : part.groups)
