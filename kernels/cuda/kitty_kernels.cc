@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <string>
 
@@ -167,6 +168,13 @@ static absl::Status CheckBatchPointers(const KittyAttentionBatch& batch, absl::s
       batch.pools.sink == nullptr || batch.pools.k_tail == nullptr ||
       batch.pools.v_tail == nullptr || batch.k_page_ids == nullptr || batch.v_page_ids == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(who, ": null pointer in batch"));
+  }
+  // The kernels read q and the new K / V rows as 16-byte vectors (rows of D = 64 or 128 halves).
+  for (const void* p : {batch.q, batch.k_new, batch.v_new}) {
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(who, ": q, k_new and v_new must be 16-byte aligned"));
+    }
   }
   return absl::OkStatus();
 }

@@ -726,7 +726,7 @@ TEST(KittyCudaApiTest, PartitionQueryItems) {
 // Rejected before any launch (host-only: runs without a GPU too).
 TEST(KittyCudaApiTest, RejectsBadQueryGroups) {
   const KvCacheSpec spec = Spec(KvCacheMode::kKittyPro, 128, 2);
-  int dummy = 0;  // non-null pointers: the group checks come after the null checks
+  alignas(16) int dummy = 0;  // non-null, aligned: the group checks come after those
   KittyAttentionBatch b;
   b.pools = {reinterpret_cast<const uint8_t*>(&dummy), reinterpret_cast<const uint8_t*>(&dummy),
              &dummy, &dummy, &dummy};
@@ -752,6 +752,35 @@ TEST(KittyCudaApiTest, RejectsBadQueryGroups) {
     const absl::Status st = KittyPrefillAttention(spec, DType::kBFloat16, 8, b, tq, nullptr);
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << tq.num_groups;
     EXPECT_NE(st.message().find("tiles"), std::string::npos) << st;
+  }
+}
+
+// Misaligned q / new rows: a clear error before any launch (the kernels load 16-byte vectors).
+TEST(KittyCudaApiTest, RejectsMisalignedRows) {
+  const KvCacheSpec spec = Spec(KvCacheMode::kKittyPro, 128, 2);
+  alignas(16) int32_t dummy[8] = {};
+  KittyAttentionBatch b;
+  b.pools = {reinterpret_cast<const uint8_t*>(dummy), reinterpret_cast<const uint8_t*>(dummy),
+             dummy, dummy, dummy};
+  b.seqs = reinterpret_cast<const KittySeqDesc*>(dummy);
+  b.k_page_ids = b.v_page_ids = dummy;
+  b.items = reinterpret_cast<const KittyQueryItem*>(dummy);
+  b.num_items = 1;
+  b.out = dummy;
+  b.max_item_tokens = 10;
+  const auto* some = reinterpret_cast<const KittyQueryGroup*>(dummy);
+  const void* odd = reinterpret_cast<const uint8_t*>(dummy) + 8;  // 8-byte aligned only
+  for (int which = 0; which < 3; ++which) {
+    b.q = b.k_new = b.v_new = dummy;
+    (which == 0 ? b.q : which == 1 ? b.k_new : b.v_new) = odd;
+    const absl::Status st = KittyAttention(spec, DType::kBFloat16, 8, b, KittySplitPlan{}, nullptr,
+                                           0, nullptr, KittyQueryGroups{});
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << which;
+    EXPECT_NE(st.message().find("16-byte aligned"), std::string::npos) << st;
+    const absl::Status pt =
+        KittyPrefillAttention(spec, DType::kBFloat16, 8, b, KittyQueryGroups{some, 1, 1}, nullptr);
+    EXPECT_EQ(pt.code(), absl::StatusCode::kInvalidArgument) << which;
+    EXPECT_NE(pt.message().find("16-byte aligned"), std::string::npos) << pt;
   }
 }
 
