@@ -520,25 +520,17 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   const int first_page_chunk = ch.n_sink;
   const int first_tail_chunk = ch.n_sink + ch.n_pair + ch.n_kv;
 
-  // Stage one page chunk by cp.async: its K head block (issue_k) and, for a pair, its V head
-  // block (issue_v). The page ids come in `id` (loaded a chunk ahead: their global-load latency
-  // is off the critical path).
-  auto issue_k = [&](int c, uint8_t* stage, int2 id) {
+  // Stage sealed page `page` (>= 0; < n_pair: with its V page) by cp.async: its K head block and,
+  // for a pair, its V head block. The page ids come in `id` (loaded a chunk ahead: their
+  // global-load latency is off the critical path).
+  const uint8_t* k_src = batch.pools.k_pages + static_cast<int64_t>(kvh) * geo.k_head_bytes;
+  const uint8_t* v_src = batch.pools.v_pages + static_cast<int64_t>(kvh) * geo.v_head_bytes;
+  auto issue = [&](int page, int2 id, uint8_t* stage) {
     if constexpr (kQuant) {
-      if (c < first_page_chunk || c >= first_tail_chunk) return;
-      StageKHead<D>(w.lane, geo, lay,
-                    batch.pools.k_pages + static_cast<int64_t>(id.x) * geo.k_page_bytes +
-                        static_cast<int64_t>(kvh) * geo.k_head_bytes,
-                    stage);
-    }
-  };
-  auto issue_v = [&](int c, uint8_t* stage, int2 id) {
-    if constexpr (kQuant) {
-      if (c < first_page_chunk || c >= first_tail_chunk) return;
-      if (c - first_page_chunk < ch.n_pair) {
-        StageVHead<D>(w.lane, geo,
-                      batch.pools.v_pages + static_cast<int64_t>(id.y) * geo.v_page_bytes +
-                          static_cast<int64_t>(kvh) * geo.v_head_bytes,
+      if (page < 0) return;
+      StageKHead<D>(w.lane, geo, lay, k_src + static_cast<int64_t>(id.x) * geo.k_page_bytes, stage);
+      if (page < ch.n_pair) {
+        StageVHead<D>(w.lane, geo, v_src + static_cast<int64_t>(id.y) * geo.v_page_bytes,
                       stage + lay.k_bytes);
       }
     }
@@ -549,9 +541,14 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   // the page pairs. Each warp takes a contiguous range of this split's L range, balanced by the
   // per-class costs of `tune` (quarter pages). Static, so the summation order (and the output)
   // does not depend on timing. Part p of a chunk: tiles / k-steps [8 p / P, 8 (p + 1) / P).
-  auto chunk_of = [&](int L) {  // page pairs (most units) tested first
-    if (L >= n_fpu + ch.n_kv) return first_page_chunk + (L - n_fpu - ch.n_kv);
-    if (L >= n_fpu) return first_page_chunk + ch.n_pair + (L - n_fpu);  // K-only pages
+  // Page index of unit L >= n_fpu (pairs: L - n_fpu - n_kv; K-only pages: n_pair + L - n_fpu),
+  // -1 for the full-precision units; without branches, as it runs twice per unit.
+  auto page_of = [&](int L) {
+    const int q = L - n_fpu - ch.n_kv;
+    const int i = q >= 0 ? q : q + ch.n_kv + ch.n_pair;
+    return L >= n_fpu ? i : -1;
+  };
+  auto fp_chunk_of = [&](int L) {  // chunk of a full-precision unit L < n_fpu
     if (L < n_tp) return first_tail_chunk;
     if (L < n_tp + n_t1) return first_tail_chunk + 1 + (L - n_tp);
     return 0;
@@ -590,13 +587,13 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     w_end = c_begin + offset(((warp + 1) * wt + kWarps - 1) / kWarps);
   }
   static_assert(kStages == 2, "double-buffered staging");
-  // page ids of chunk L (zeros for full-precision chunks and past the warp's range)
-  auto ids_of = [&](int L) {
+  // the page of unit L, -1 past the warp's range
+  auto page_in_range = [&](int L) { return L < w_end ? page_of(L) : -1; };
+  // page ids of page i (zeros for -1: full-precision units, past the range)
+  auto ids_of = [&](int i) {
     int2 id = make_int2(0, 0);
     if constexpr (kQuant) {
-      const int c = chunk_of(L);
-      if (L < w_end && c >= first_page_chunk && c < first_tail_chunk) {
-        const int i = c - first_page_chunk;
+      if (i >= 0) {
         id.x = k_ids[i];
         if (i < ch.n_pair) id.y = v_ids[i];
       }
@@ -614,22 +611,18 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   }
   // Double buffered: chunk L+1 (K and V) is staged while chunk L is computed.
   int it = 0;
-  if (w_begin < w_end) {
-    issue_k(chunk_of(w_begin), stages, ids_of(w_begin));
-    issue_v(chunk_of(w_begin), stages, ids_of(w_begin));
-  }
+  // pages of units L and L + 1, carried from one iteration to the next
+  int page = page_in_range(w_begin), page_next = page_in_range(w_begin + 1);
+  issue(page, ids_of(page), stages);
   if constexpr (kQuant) CpAsyncCommit();
-  int2 next_id = ids_of(w_begin + 1);
+  int2 next_id = ids_of(page_next);
   for (int L = w_begin; L < w_end; ++L, ++it) {
-    const int c = chunk_of(L);
+    const int page_after = page_in_range(L + 2);
+    const int c = page >= 0 ? first_page_chunk + page : fp_chunk_of(L);
     uint8_t* stage = stages + (it & 1) * lay.stage;
     if constexpr (kQuant) {
-      if (L + 1 < w_end) {
-        uint8_t* other = stages + ((it + 1) & 1) * lay.stage;
-        issue_k(chunk_of(L + 1), other, next_id);
-        issue_v(chunk_of(L + 1), other, next_id);
-      }
-      next_id = ids_of(L + 2);
+      issue(page_next, next_id, stages + ((it + 1) & 1) * lay.stage);
+      next_id = ids_of(page_after);
       CpAsyncCommit();
       CpAsyncWait<1>();
       __syncwarp();
@@ -705,6 +698,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
             ib, ie);
       }
     }
+    page = page_next;
+    page_next = page_after;
     __syncwarp();
   }
   if constexpr (kQuant) CpAsyncWait<0>();

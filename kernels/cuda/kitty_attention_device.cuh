@@ -66,14 +66,17 @@ __device__ __forceinline__ void CpAsync16If(int rem, uint32_t smem, const void* 
 }
 
 // Copies n <= 32 kMax 16-byte chunks by cp.async: chunk x = lane + 32 k from src + 16 x to
-// shared address base(k) + kStride k (base(k) may depend on k only through constants).
+// shared address base(k) + kStride k (base(k) may depend on k only through constants). The
+// global address of chunk group k / 4 is formed once (unpredicated) and the copies use
+// immediate offsets within +-2 KB of it: left to ptxas, every copy past the fourth re-derived
+// its 64-bit address under its own predicate (two instructions each; SASS, 2026-12-03).
 template <int kMax, int kStride, typename BaseFn>
 __device__ __forceinline__ void CopyChunks(int lane, int n, const uint8_t* src, BaseFn base) {
   const uint8_t* s = src + 16 * lane;
   const int rem = n - lane;
   StaticFor<kMax>([&](auto kc) {
     constexpr int k = decltype(kc)::value;
-    CpAsync16If<32 * k, kStride * k, 512 * k>(rem, base(k), s);
+    CpAsync16If<32 * k, kStride * k, 512 * (k % 4)>(rem, base(k), s + 2048 * (k / 4));
   });
 }
 
