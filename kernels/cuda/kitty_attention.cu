@@ -847,32 +847,53 @@ cudaError_t DispatchHeadDim(const KittyGeometry& g, const KittyAttentionBatch& b
 KittySplitPlan PlanKittyAttention(const KittyGeometry& g, int num_items, long long max_item_tokens,
                                   int num_sms) {
   KittySplitPlan p;
-  const long long ctas_per_split = static_cast<long long>(num_items) * g.num_kv_heads;
-  // Small batches (fewer (item, kv head) pairs than SMs): the sink and the first tail chunk in
-  // 4 parts each, so that their full-precision rows spread over warps and CTAs instead of one
-  // warp's chain of loads (docs/PERFORMANCE.md). KITTY_ATTN_FP_PARTS overrides (1, 2, 4, 8).
+  const long long sms = std::max(num_sms, 1);
+  const long long ctas_per_split =
+      std::max(static_cast<long long>(num_items) * g.num_kv_heads, 1LL);
+  // Units per split and splits for fp_parts `parts` and `per_sm` CTAs per SM aimed at (2 are
+  // resident at a time), each split at least one unit per warp.
+  auto split = [&](int parts, long long per_sm, int* chunks_per_split, int* num_splits) {
+    const long long max_chunks = KittyPlanUnits(max_item_tokens, parts);
+    long long splits = (per_sm * sms + ctas_per_split - 1) / ctas_per_split;
+    splits = std::max(1LL, std::min(splits, (max_chunks + kWarps - 1) / kWarps));
+    *chunks_per_split = static_cast<int>((max_chunks + splits - 1) / splits);
+    *num_splits = static_cast<int>((max_chunks + *chunks_per_split - 1) / *chunks_per_split);
+  };
+  // Defaults (H200 sweeps, docs/PERFORMANCE.md first section and sixth pass):
+  // - the batch alone fills the SMs: whole sink / tail chunks; 2 CTAs per SM with Kitty pages
+  //   (fewer splits to merge: -5% at 32-64x8K), else 4;
+  // - fewer (item, kv head) pairs than SMs, mode auto: the sink and the first tail chunk in 4
+  //   parts each, so that their rows spread over warps and CTAs, 4 CTAs per SM;
+  // - the same with Kitty pages: 3 CTAs per SM and whole chunks (-7% to -14% at 16x4K-16x8K
+  //   and 8x32K against the parts), unless that leaves at most 6 units per split (1x8K, 4x2K,
+  //   1x32K, 4x8K: the warp with the sink or the tail then is the critical path; the parts at
+  //   4 CTAs per SM are up to 30% faster there).
+  // KITTY_ATTN_FP_PARTS (1, 2, 4, 8) and KITTY_ATTN_CTAS_PER_SM override (A/B).
   static const int parts_env = [] {  // 0: not set
     const char* e = std::getenv("KITTY_ATTN_FP_PARTS");
     const int v = e ? std::atoi(e) : 0;
     return v == 1 || v == 2 || v == 4 || v == 8 ? v : 0;
   }();
-  p.fp_parts = parts_env > 0 ? parts_env : (ctas_per_split < std::max(num_sms, 1) ? 4 : 1);
-  const long long max_chunks = KittyPlanUnits(max_item_tokens, p.fp_parts);
-  // CTAs to aim for per SM (2 are resident at a time): 2 once the batch alone fills the SMs
-  // with Kitty pages (fewer splits to merge: -5% at 32-64x8K), else 4 (+6% at 8x8K vs 2; H200,
-  // docs/PERFORMANCE.md). KITTY_ATTN_CTAS_PER_SM overrides (A/B).
   static const long long per_sm_env = [] {  // 0: not set
     const char* e = std::getenv("KITTY_ATTN_CTAS_PER_SM");
     return std::max(e ? std::atoll(e) : 0LL, 0LL);
   }();
-  const long long per_sm =
-      per_sm_env > 0 ? per_sm_env
-                     : (g.quantized && ctas_per_split >= std::max(num_sms, 1) ? 2LL : 4LL);
-  const long long target = per_sm * std::max(num_sms, 1);
-  long long splits = (target + ctas_per_split - 1) / std::max(ctas_per_split, 1LL);
-  splits = std::max(1LL, std::min(splits, (max_chunks + kWarps - 1) / kWarps));
-  p.chunks_per_split = static_cast<int>((max_chunks + splits - 1) / splits);
-  p.num_splits = static_cast<int>((max_chunks + p.chunks_per_split - 1) / p.chunks_per_split);
+  int parts = 1;
+  long long per_sm = g.quantized ? 2 : 4;
+  if (ctas_per_split < sms) {
+    parts = 4;
+    per_sm = 4;
+    if (g.quantized) {
+      int cps = 0, ns = 0;
+      split(1, 3, &cps, &ns);
+      if (cps > 6) {
+        parts = 1;
+        per_sm = 3;
+      }
+    }
+  }
+  p.fp_parts = parts_env > 0 ? parts_env : parts;
+  split(p.fp_parts, per_sm_env > 0 ? per_sm_env : per_sm, &p.chunks_per_split, &p.num_splits);
   p.workspace_bytes = p.num_splits == 1 ? 0
                                         : sizeof(float) * static_cast<size_t>(num_items) *
                                               g.num_q_heads * p.num_splits * (g.head_dim + 2);

@@ -29,6 +29,7 @@ TEST(KittyCudaTest, NoCudaBackend) { GTEST_SKIP() << "built without KITTY_CUDA";
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -37,6 +38,7 @@ TEST(KittyCudaTest, NoCudaBackend) { GTEST_SKIP() << "built without KITTY_CUDA";
 #include "base/status_macros.h"
 #include "gtest/gtest.h"
 #include "kernels/cuda/kitty_kernels.h"
+#include "kernels/cuda/kitty_launch.h"
 #include "kernels/kitty/kv_cache.h"
 #include "kernels/kitty/kv_format.h"
 
@@ -782,6 +784,43 @@ TEST(KittyCudaApiTest, RejectsMisalignedRows) {
     EXPECT_EQ(pt.code(), absl::StatusCode::kInvalidArgument) << which;
     EXPECT_NE(pt.message().find("16-byte aligned"), std::string::npos) << pt;
   }
+}
+
+// The split plan (host only): every unit of the longest item falls in a split, no split is
+// empty, and the defaults pick the variants that the H200 sweeps chose (docs/PERFORMANCE.md).
+TEST(KittyCudaApiTest, SplitPlanCoversEveryUnit) {
+  for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKittyPro}) {
+    absl::StatusOr<KittyGeometry> g = MakeKittyGeometry(Spec(mode, 128, 8), DType::kBFloat16, 32);
+    ASSERT_TRUE(g.ok()) << g.status();
+    for (int items : {1, 3, 8, 16, 17, 64, 300}) {
+      for (long long tokens : {1LL, 100LL, 129LL, 2048LL, 8192LL, 32768LL, 100000LL}) {
+        for (int sms : {1, 16, 132}) {
+          const KittySplitPlan p = PlanKittyAttention(*g, items, tokens, sms);
+          const long long units = KittyPlanUnits(tokens, p.fp_parts);
+          SCOPED_TRACE(testing::Message() << static_cast<int>(mode) << " " << items << "x" << tokens
+                                          << " sms " << sms);
+          EXPECT_GE(p.chunks_per_split, 1);
+          EXPECT_GE(static_cast<long long>(p.chunks_per_split) * p.num_splits, units);
+          EXPECT_LT(static_cast<long long>(p.chunks_per_split) * (p.num_splits - 1), units);
+          EXPECT_EQ(p.workspace_bytes == 0, p.num_splits == 1);
+        }
+      }
+    }
+  }
+  if (std::getenv("KITTY_ATTN_FP_PARTS") != nullptr ||
+      std::getenv("KITTY_ATTN_CTAS_PER_SM") != nullptr) {
+    GTEST_SKIP() << "the defaults are overridden by KITTY_ATTN_FP_PARTS / KITTY_ATTN_CTAS_PER_SM";
+  }
+  absl::StatusOr<KittyGeometry> pro =
+      MakeKittyGeometry(Spec(KvCacheMode::kKittyPro, 128, 8), DType::kBFloat16, 32);
+  absl::StatusOr<KittyGeometry> fp =
+      MakeKittyGeometry(Spec(KvCacheMode::kAuto, 128, 8), DType::kBFloat16, 32);
+  ASSERT_TRUE(pro.ok() && fp.ok());
+  EXPECT_EQ(PlanKittyAttention(*pro, 1, 8192, 132).fp_parts, 4);     // 4 units per split
+  EXPECT_EQ(PlanKittyAttention(*pro, 16, 8192, 132).fp_parts, 1);    // 17 units per split
+  EXPECT_EQ(PlanKittyAttention(*pro, 8, 32768, 132).fp_parts, 1);    // 37
+  EXPECT_EQ(PlanKittyAttention(*pro, 64, 8192, 132).num_splits, 1);  // the batch fills the SMs
+  EXPECT_EQ(PlanKittyAttention(*fp, 8, 32768, 132).fp_parts, 4);     // auto: parts below 132
 }
 
 TEST(KittyCudaApiTest, RejectsBadShapes) {
