@@ -852,12 +852,15 @@ KittySplitPlan PlanKittyAttention(const KittyGeometry& g, int num_items, long lo
       std::max(static_cast<long long>(num_items) * g.num_kv_heads, 1LL);
   // Units per split and splits for fp_parts `parts` and `per_sm` CTAs per SM aimed at (2 are
   // resident at a time), each split at least one unit per warp.
-  auto split = [&](int parts, long long per_sm, int* chunks_per_split, int* num_splits) {
+  struct Split {
+    int chunks_per_split, num_splits;
+  };
+  auto split = [&](int parts, long long per_sm) {
     const long long max_chunks = KittyPlanUnits(max_item_tokens, parts);
     long long splits = (per_sm * sms + ctas_per_split - 1) / ctas_per_split;
     splits = std::max(1LL, std::min(splits, (max_chunks + kWarps - 1) / kWarps));
-    *chunks_per_split = static_cast<int>((max_chunks + splits - 1) / splits);
-    *num_splits = static_cast<int>((max_chunks + *chunks_per_split - 1) / *chunks_per_split);
+    const int cps = static_cast<int>((max_chunks + splits - 1) / splits);
+    return Split{cps, static_cast<int>((max_chunks + cps - 1) / cps)};
   };
   // Defaults (H200 sweeps, docs/PERFORMANCE.md first section and sixth pass):
   // - the batch alone fills the SMs: whole sink / tail chunks; 2 CTAs per SM with Kitty pages
@@ -883,17 +886,15 @@ KittySplitPlan PlanKittyAttention(const KittyGeometry& g, int num_items, long lo
   if (ctas_per_split < sms) {
     parts = 4;
     per_sm = 4;
-    if (g.quantized) {
-      int cps = 0, ns = 0;
-      split(1, 3, &cps, &ns);
-      if (cps > 6) {
-        parts = 1;
-        per_sm = 3;
-      }
+    if (g.quantized && split(1, 3).chunks_per_split > 6) {
+      parts = 1;
+      per_sm = 3;
     }
   }
   p.fp_parts = parts_env > 0 ? parts_env : parts;
-  split(p.fp_parts, per_sm_env > 0 ? per_sm_env : per_sm, &p.chunks_per_split, &p.num_splits);
+  const Split s = split(p.fp_parts, per_sm_env > 0 ? per_sm_env : per_sm);
+  p.chunks_per_split = s.chunks_per_split;
+  p.num_splits = s.num_splits;
   p.workspace_bytes = p.num_splits == 1 ? 0
                                         : sizeof(float) * static_cast<size_t>(num_items) *
                                               g.num_q_heads * p.num_splits * (g.head_dim + 2);
