@@ -2,7 +2,7 @@
 // (Hq 32, Hkv 8, D 128, bf16 storage) in every cache mode, with the bytes the kernel must
 // read (sealed pages + sink + fp tails + q + new k/v + output write), the achieved bandwidth
 // and the measured device-to-device copy bandwidth (bytes read + written) as the roofline.
-// Usage: kitty_attention_bench [--iters N] [--mode M]... [--shape BxCTX]... [--no-copy]
+// Usage: kitty_attention_bench [--iters N] [--mode M]... [--shape BxCTX | BxLO-HI]... [--no-copy]
 //        kitty_attention_bench --prefill CxP... [--mode M]...   (prefill chunks: decode kernel's
 //        query groups vs the query-tiled prefill kernel)        (prints a markdown table)
 #include <cuda_runtime_api.h>
@@ -87,26 +87,32 @@ struct Result {
   double us, bytes;
 };
 
-// chunk = 0: one decode token per sequence at ctx cached tokens. chunk > 0: a prefill chunk of
-// `chunk` causal tokens per sequence on a cached prefix of ctx tokens, through the decode kernel's
-// query groups (tiled = false) or the query-tiled prefill kernel (tiled = true).
-Result RunCase(KvCacheMode mode, int batch, int ctx, int iters, int chunk = 0, bool tiled = false) {
+// chunk = 0: one decode token per sequence, sequence s at ctxs[s] cached tokens. chunk > 0: a
+// prefill chunk of `chunk` causal tokens per sequence on a cached prefix of ctxs[s] tokens,
+// through the decode kernel's query groups (tiled = false) or the query-tiled prefill kernel
+// (tiled = true).
+Result RunCase(KvCacheMode mode, const std::vector<int>& ctxs, int iters, int chunk = 0,
+               bool tiled = false) {
+  const int batch = static_cast<int>(ctxs.size());
   const KvCacheSpec spec = *MakeKvCacheSpec(mode, kD, kHkv);
   const KittyGeometry geo = *MakeKittyGeometry(spec, kFp, kHq);
-  const SeqKvCounters c = KvCountersForLength(spec, ctx);
+  std::vector<SeqKvCounters> cs;
+  for (int ctx : ctxs) cs.push_back(KvCountersForLength(spec, ctx));
   // Bytes one decode step must move: everything cached + q + the new k/v + the output.
   const double fp_row = 2.0 * kD;
-  const double per_seq =
-      kHkv * (2.0 * c.sink_tokens * fp_row + double(c.num_k_pages) * geo.k_head_bytes +
-              double(c.num_v_pages) * geo.v_head_bytes +
-              (c.k_tail_tokens + c.v_tail_tokens) * fp_row + 2 * fp_row) +
-      2.0 * kHq * fp_row;
-  const double state_bytes = per_seq * batch;
+  double state_bytes = 0;
+  int pages_per_rep = 0;  // K pages of one replica of the batch (at least one per sequence)
+  for (const SeqKvCounters& c : cs) {
+    state_bytes += kHkv * (2.0 * c.sink_tokens * fp_row + double(c.num_k_pages) * geo.k_head_bytes +
+                           double(c.num_v_pages) * geo.v_head_bytes +
+                           (c.k_tail_tokens + c.v_tail_tokens) * fp_row + 2 * fp_row) +
+                   2.0 * kHq * fp_row;
+    pages_per_rep += std::max(c.num_k_pages, 1);
+  }
   // Replicas of the whole batch state so that repeated launches do not hit L2 (60 MB).
   const int reps = std::max(1, std::min(16, static_cast<int>(std::ceil(480e6 / state_bytes))));
   const int slots = reps * batch;
-  const int pages_per_seq = std::max(c.num_k_pages, 1);
-  const int64_t num_pages = int64_t{slots} * pages_per_seq;
+  const int64_t num_pages = int64_t{reps} * pages_per_rep;
   uint8_t* kpool = static_cast<uint8_t*>(Alloc(num_pages * geo.k_page_bytes));
   uint8_t* vpool = static_cast<uint8_t*>(Alloc(num_pages * geo.v_page_bytes));
   // Fill pages by packing random tiles (so the quantized pages are real packed data).
@@ -144,15 +150,12 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters, int chunk = 0, b
   std::vector<int32_t> ids(num_pages);
   for (int64_t p = 0; p < num_pages; ++p) ids[p] = static_cast<int32_t>(p);
   std::shuffle(ids.begin(), ids.end(), std::mt19937(3));
-  for (int s = 0; s < slots; ++s) {
-    descs[s] = {s,
-                c.sink_tokens,
-                c.num_k_pages,
-                c.k_tail_tokens,
-                c.num_v_pages,
-                c.v_tail_tokens,
-                s * pages_per_seq,
-                0};
+  for (int s = 0, offset = 0; s < slots; ++s) {
+    const SeqKvCounters& c = cs[s % batch];
+    descs[s] = {
+        s, c.sink_tokens, c.num_k_pages, c.k_tail_tokens, c.num_v_pages, c.v_tail_tokens, offset,
+        0};
+    offset += std::max(c.num_k_pages, 1);
   }
   KittySeqDesc* desc_d = Upload(descs);
   int32_t* ids_d = Upload(ids);
@@ -166,7 +169,7 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters, int chunk = 0, b
   uint16_t* kn = Upload(RandomBf16(static_cast<size_t>(nitems) * kHkv * kD, 6));
   uint16_t* vn = Upload(RandomBf16(static_cast<size_t>(nitems) * kHkv * kD, 7));
   void* out = Alloc(size_t{2} * nitems * kHq * kD);
-  const int64_t max_tokens = int64_t{ctx} + per_seq_items;
+  const int64_t max_tokens = int64_t{*std::max_element(ctxs.begin(), ctxs.end())} + per_seq_items;
   const KittySplitPlan plan = *MakeKittyAttentionPlan(spec, kFp, kHq, nitems, max_tokens);
   void* ws = Alloc(plan.workspace_bytes);
   // Prefill: the items of one replica as groups (decode kernel) or tiles (prefill kernel).
@@ -204,10 +207,12 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters, int chunk = 0, b
     if (i >= 5) ms.push_back(t);
   }
   CK(cudaGetLastError());
-  std::fprintf(stderr,
-               "  %s %dx%d: replicas %d, splits %d x %d chunks, pack of %lld K+V pages %.3f ms\n",
-               std::string(KvCacheModeName(mode)).c_str(), batch, ctx, reps, plan.num_splits,
-               plan.chunks_per_split, (long long)num_pages, pack_ms);
+  std::fprintf(
+      stderr,
+      "  %s %d seqs up to %lld: replicas %d, splits %d x %d chunks, pack of %lld K+V pages "
+      "%.3f ms\n",
+      std::string(KvCacheModeName(mode)).c_str(), batch, (long long)max_tokens - 1, reps,
+      plan.num_splits, plan.chunks_per_split, (long long)num_pages, pack_ms);
   for (void* p : {(void*)kpool, (void*)vpool, (void*)src, (void*)kj_d, (void*)vj_d, sink, kt, vt,
                   (void*)desc_d, (void*)ids_d, (void*)items_d, (void*)q, (void*)kn, (void*)vn, out,
                   ws, (void*)groups_d})
@@ -217,12 +222,36 @@ Result RunCase(KvCacheMode mode, int batch, int ctx, int iters, int chunk = 0, b
   return {Median(ms) * 1e3, state_bytes + 2.0 * nitems * kHq * kD};
 }
 
+// A decode batch: `batch` sequences with contexts evenly spread over [lo, hi] (lo = hi: all
+// the same), in a fixed shuffled order (a running batch mixes old and new sequences).
+struct Shape {
+  int batch, lo, hi;
+  std::vector<int> Contexts() const {
+    std::vector<int> c(batch, lo);
+    for (int s = 0; s < batch && batch > 1; ++s)
+      c[s] = lo + static_cast<int>(int64_t{hi - lo} * s / (batch - 1));
+    std::shuffle(c.begin(), c.end(), std::mt19937(11));
+    return c;
+  }
+  std::string Name() const {  // 64x8K, 267x65-8K
+    auto k = [](int x) {
+      char b[16];
+      std::snprintf(b, sizeof(b), x % 1024 == 0 ? "%dK" : "%d", x % 1024 == 0 ? x / 1024 : x);
+      return std::string(b);
+    };
+    char name[64];
+    std::snprintf(name, sizeof(name), "%dx%s%s%s", batch, k(lo).c_str(), hi > lo ? "-" : "",
+                  hi > lo ? k(hi).c_str() : "");
+    return name;
+  }
+};
+
 int Main(int argc, char** argv) {
   int iters = 30;
-  std::vector<std::string> only_modes;           // --mode NAME (repeatable): default all
-  std::vector<std::pair<int, int>> only_shapes;  // --shape BxCTX (repeatable): default all
-  bool no_copy = false;                          // --no-copy: skip the copy roofline
-  std::vector<std::pair<int, int>> prefill;      // --prefill CxP: prefill table only
+  std::vector<std::string> only_modes;       // --mode NAME (repeatable): default all
+  std::vector<Shape> only_shapes;            // --shape BxCTX or BxLO-HI (repeatable)
+  bool no_copy = false;                      // --no-copy: skip the copy roofline
+  std::vector<std::pair<int, int>> prefill;  // --prefill CxP: prefill table only
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--no-copy") no_copy = true;
@@ -234,8 +263,9 @@ int Main(int argc, char** argv) {
       if (std::sscanf(argv[i + 1], "%dx%d", &c, &p) == 2) prefill.push_back({c, p});
     }
     if (a == "--shape") {
-      int b = 0, c = 0;
-      if (std::sscanf(argv[i + 1], "%dx%d", &b, &c) == 2) only_shapes.push_back({b, c});
+      int b = 0, lo = 0, hi = 0;
+      const int n = std::sscanf(argv[i + 1], "%dx%d-%d", &b, &lo, &hi);
+      if (n >= 2 && b > 0 && lo > 0) only_shapes.push_back({b, lo, n == 3 ? std::max(hi, lo) : lo});
     }
   }
   if (!CudaDeviceAvailable()) {
@@ -265,8 +295,8 @@ int Main(int argc, char** argv) {
     for (KvCacheMode mode : modes) {
       const std::string mname(KvCacheModeName(mode));
       for (auto [c, p] : prefill) {
-        const Result grouped = RunCase(mode, 1, p, iters, c, false);
-        const Result tiles = RunCase(mode, 1, p, iters, c, true);
+        const Result grouped = RunCase(mode, {p}, iters, c, false);
+        const Result tiles = RunCase(mode, {p}, iters, c, true);
         const double flops = 4.0 * kD * kHq * (double(c) * p + 0.5 * double(c) * (c + 1));
         std::printf("| %s | %d on %d | %.1f | %.1f | %.2fx | %.1f |\n", mname.c_str(), c, p,
                     grouped.us, tiles.us, grouped.us / tiles.us, flops / (tiles.us * 1e-6) / 1e12);
@@ -277,18 +307,16 @@ int Main(int argc, char** argv) {
   }
   std::printf("| mode | batch x ctx | time (us) | bytes read (MB) | GB/s | %% of copy |\n");
   std::printf("|---|---|---|---|---|---|\n");
-  std::vector<std::pair<int, int>> shapes = {{1, 8192},  {8, 8192},  {16, 8192},
-                                             {32, 8192}, {64, 8192}, {8, 32768}};
+  std::vector<Shape> shapes = {{1, 8192, 8192},  {8, 8192, 8192},  {16, 8192, 8192},
+                               {32, 8192, 8192}, {64, 8192, 8192}, {8, 32768, 32768}};
   if (!only_shapes.empty()) shapes = only_shapes;
   for (KvCacheMode mode : modes) {
-    for (auto [b, ctx] : shapes) {
-      const Result r = RunCase(mode, b, ctx, iters);
+    for (const Shape& sh : shapes) {
+      const Result r = RunCase(mode, sh.Contexts(), iters);
       const double bw = r.bytes / (r.us * 1e-6);
-      const std::string ctx_s =
-          ctx % 1024 == 0 ? std::to_string(ctx / 1024) + "K" : std::to_string(ctx);
-      std::printf("| %s | %dx%s | %.1f | %.1f | %.0f | %.0f%% |\n",
-                  std::string(KvCacheModeName(mode)).c_str(), b, ctx_s.c_str(), r.us, r.bytes / 1e6,
-                  bw / 1e9, 100.0 * bw / copy_bw);
+      std::printf("| %s | %s | %.1f | %.1f | %.0f | %.0f%% |\n",
+                  std::string(KvCacheModeName(mode)).c_str(), sh.Name().c_str(), r.us,
+                  r.bytes / 1e6, bw / 1e9, 100.0 * bw / copy_bw);
       std::fflush(stdout);
     }
   }
