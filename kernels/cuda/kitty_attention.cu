@@ -188,7 +188,8 @@ struct AttnV2 {
       } else {
         step(wd, h0, h1, l0, l1);
       }
-      Mma16816(mq, mt.m01, mt.m01, mt.m23, mt.m23, qv.x, qv.y);
+      // rows r + 8 (mq[2], mq[3]) are not read: no copies of the mins into them
+      Mma16816(mq, mt.m01, Undefined32(), mt.m23, Undefined32(), qv.x, qv.y);
     }
     if constexpr (kSparse) {
       const int db = geo.boost_channels;
@@ -423,7 +424,7 @@ struct AttnV2 {
       ExtractWords<D>(wd, a0, a1, a2, a3);
 #pragma unroll
       for (int m = 0; m < kMTiles; ++m) Mma16816(w.o[m], a0[m], a1[m], a2[m], a3[m], b0, b1);
-      Mma16816(w.pm, m01, m01, m23, m23, pp01, pp23);
+      Mma16816(w.pm, m01, Undefined32(), m23, Undefined32(), pp01, pp23);  // pm[2..3] unread
     }
   }
 };

@@ -31,6 +31,15 @@ __device__ __forceinline__ void Mma16816(float* c, uint32_t a0, uint32_t a1, uin
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// A register with no defined value (no instruction): the A rows r + 8 of an mma whose results
+// in those rows are never read, so that ptxas need not copy a value into them (a duplicated
+// operand in the A quad costs one move each).
+__device__ __forceinline__ uint32_t Undefined32() {
+  uint32_t x;
+  asm volatile("" : "=r"(x));
+  return x;
+}
+
 __device__ __forceinline__ uint32_t PackHalf2(float a, float b) {
   const __half2 h = __floats2half2_rn(a, b);
   return *reinterpret_cast<const uint32_t*>(&h);
