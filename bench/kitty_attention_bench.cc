@@ -265,7 +265,14 @@ int Main(int argc, char** argv) {
     if (a == "--shape") {
       int b = 0, lo = 0, hi = 0;
       const int n = std::sscanf(argv[i + 1], "%dx%d-%d", &b, &lo, &hi);
-      if (n >= 2 && b > 0 && lo > 0) only_shapes.push_back({b, lo, n == 3 ? std::max(hi, lo) : lo});
+      if (n < 2 || b <= 0 || lo <= 0 || (n == 3 && hi < lo)) {
+        std::fprintf(stderr,
+                     "kitty_attention_bench: bad --shape '%s' (want BxCTX or BxLO-HI, "
+                     "B, CTX > 0, LO <= HI)\n",
+                     argv[i + 1]);
+        return 2;
+      }
+      only_shapes.push_back({b, lo, n == 3 ? hi : lo});
     }
   }
   if (!CudaDeviceAvailable()) {
