@@ -1071,6 +1071,16 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
     if (!use_graphs) return dense_piece(i);
     return graphs_.Run(P, i, stream_, [&] { return dense_piece(i); });
   };
+  if (use_graphs) {
+    // Time the pieces' GEMM shapes before a graph captures them (GemmTuner never times while
+    // the stream captures); no-op once they are tuned.
+    const LayerW& w = layers_[0];
+    RETURN_IF_ERROR(gemm_->Prepare(dt_, h_.get(), P, H, w.wqkv, (Hq + 2 * Hkv) * D, DType::kFloat32,
+                                   qkv_.get()));
+    RETURN_IF_ERROR(gemm_->Prepare(dt_, attn_.get(), P, qdim, w.wo, H, DType::kFloat32, x, 1.0f));
+    RETURN_IF_ERROR(gemm_->Prepare(dt_, h_.get(), P, H, w.w_gate_up, 2 * I, dt_, gu_.get()));
+    RETURN_IF_ERROR(gemm_->Prepare(dt_, act_.get(), P, I, w.w_down, H, DType::kFloat32, x, 1.0f));
+  }
   RETURN_IF_ERROR(run_piece(0));
   for (int l = 0; l < L; ++l) {
     ab.pools.k_pages = k_pages_.as<uint8_t>() + int64_t{l} * pools_.num_k_pages * geo_.k_page_bytes;

@@ -2,10 +2,13 @@
 // -----------------------------------------------------------------------------
 #include <cublas_v2.h>
 
+#include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "kernels/cuda/gemm_tuner.h"
 #include "kernels/cuda/model_ops_host.h"
 
 namespace kitty::kernels::cuda {
@@ -46,7 +49,8 @@ absl::StatusOr<ModelElem> ModelElemOf(DType t) {
       absl::StrCat("CUDA model tensors are float16 or bfloat16, got ", std::string(DTypeName(t))));
 }
 
-absl::StatusOr<std::unique_ptr<CublasGemm>> CublasGemm::Create(cudaStream_t stream) {
+absl::StatusOr<std::unique_ptr<CublasGemm>> CublasGemm::Create(cudaStream_t stream,
+                                                               GemmTuning tuning) {
   std::unique_ptr<CublasGemm> g(new CublasGemm());
   cublasHandle_t h = nullptr;
   RETURN_IF_ERROR(CublasStatus(cublasCreate(&h), "cublasCreate"));
@@ -55,16 +59,30 @@ absl::StatusOr<std::unique_ptr<CublasGemm>> CublasGemm::Create(cudaStream_t stre
   RETURN_IF_ERROR(g->workspace_.Allocate(kCublasWorkspaceBytes, "cuBLAS workspace"));
   RETURN_IF_ERROR(CublasStatus(cublasSetWorkspace(h, g->workspace_.get(), g->workspace_.bytes()),
                                "cublasSetWorkspace"));
+  bool tune = tuning == GemmTuning::kOn || tuning == GemmTuning::kLtOnly;
+  if (tuning == GemmTuning::kFromEnv) {
+    const char* env = std::getenv("KITTY_GEMM_TUNE");
+    tune = env != nullptr && std::string(env) == "1";
+  }
+  if (tune) {
+    ASSIGN_OR_RETURN(g->tuner_,
+                     GemmTuner::Create(stream, g->workspace_.get(), g->workspace_.bytes(),
+                                       tuning == GemmTuning::kLtOnly));
+  }
   return g;
 }
 
 CublasGemm::~CublasGemm() {
+  tuner_.reset();
   if (handle_ != nullptr) cublasDestroy(handle_);
 }
 
-absl::Status CublasGemm::Linear(DType in, const void* x, int rows, int k, const void* w, int n,
-                                DType out, void* y, float beta) const {
-  if (rows == 0) return absl::OkStatus();
+int64_t CublasGemm::shapes_tuned() const { return tuner_ ? tuner_->stats().keys_tuned : 0; }
+int64_t CublasGemm::shapes_lt() const { return tuner_ ? tuner_->stats().keys_lt : 0; }
+
+absl::StatusOr<std::pair<cudaDataType_t, cudaDataType_t>> CublasGemm::CheckArgs(
+    DType in, const void* x, int rows, int k, const void* w, int n, DType out,
+    const void* y) const {
   if (rows < 0 || k <= 0 || n <= 0 || x == nullptr || w == nullptr || y == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("Linear: bad arguments rows=", rows, " k=", k, " n=", n));
@@ -77,12 +95,36 @@ absl::Status CublasGemm::Linear(DType in, const void* x, int rows, int k, const 
   }
   ASSIGN_OR_RETURN(cudaDataType_t ti, CudaTypeOf(in));
   ASSIGN_OR_RETURN(cudaDataType_t to, CudaTypeOf(out));
+  return std::make_pair(ti, to);
+}
+
+absl::Status CublasGemm::Default(cudaDataType_t ti, cudaDataType_t to, const void* x, int rows,
+                                 int k, const void* w, int n, void* y, float beta) const {
   const float alpha = 1.0f;
   // Column-major view: Y^T (n x rows) = W^T-as-stored (op T of k x n) · X^T (k x rows).
   return CublasStatus(
       cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, n, rows, k, &alpha, w, ti, k, x, ti, k, &beta,
                    y, to, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
       "cublasGemmEx");
+}
+
+absl::Status CublasGemm::Linear(DType in, const void* x, int rows, int k, const void* w, int n,
+                                DType out, void* y, float beta) {
+  if (rows == 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(auto types, CheckArgs(in, x, rows, k, w, n, out, y));
+  const auto [ti, to] = types;
+  auto run_default = [&](void* yy, float b) { return Default(ti, to, x, rows, k, w, n, yy, b); };
+  if (tuner_ == nullptr) return run_default(y, beta);
+  return tuner_->Run(GemmProblem{ti, to, rows, k, n, w, x, y, beta}, run_default);
+}
+
+absl::Status CublasGemm::Prepare(DType in, const void* x, int rows, int k, const void* w, int n,
+                                 DType out, void* y, float beta) {
+  if (rows == 0 || tuner_ == nullptr) return absl::OkStatus();
+  ASSIGN_OR_RETURN(auto types, CheckArgs(in, x, rows, k, w, n, out, y));
+  const auto [ti, to] = types;
+  auto run_default = [&](void* yy, float b) { return Default(ti, to, x, rows, k, w, n, yy, b); };
+  return tuner_->Prepare(GemmProblem{ti, to, rows, k, n, w, x, y, beta}, run_default);
 }
 
 absl::Status Embedding(DType t, const void* table, const int32_t* ids, int rows, int dim, float* x,

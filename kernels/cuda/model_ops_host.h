@@ -6,8 +6,11 @@
 #ifndef KITTY_KERNELS_CUDA_MODEL_OPS_HOST_H_
 #define KITTY_KERNELS_CUDA_MODEL_OPS_HOST_H_
 
+#include <library_types.h>
+
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -23,24 +26,53 @@ namespace kitty::kernels::cuda {
 // kFloat16 → kF16, kBFloat16 → kBF16; InvalidArgument otherwise.
 absl::StatusOr<ModelElem> ModelElemOf(DType t);
 
-// Linear layers through cuBLAS (GemmEx, fp32 accumulation, tensor cores for fp16/bf16 in):
+// Linear layers through cuBLAS (fp32 accumulation, tensor cores for fp16/bf16 in):
 //   y[rows][n] = x[rows][k] · w[n][k]^T + beta · y
 // x and w in `in` (fp16/bf16), y in `out` (float32 or `in`). Row-major, PyTorch weight layout.
-// The handle is bound to one stream and owns a fixed workspace (graph-capture safe).
+// The handles are bound to one stream and own a fixed workspace (graph-capture safe). With
+// tuning (GemmTuner; opt-in, KITTY_GEMM_TUNE=1), each shape's first call times cublasGemmEx's
+// default against cuBLASLt's candidates and later calls run the fastest. Off by default: on an
+// H200 it saved 0-7% of the GEMM time on cold-L2 timing and nothing measurable end to end, for
+// ~1 s of timing when a workload starts (docs/BENCHMARKS.md, 2026-12-03 19:31).
+// Thread safety: none (the thread that owns the stream).
+// kLtOnly (tests): each shape runs its fastest cuBLASLt candidate even where the default is
+// faster, so that cuBLASLt's path is exercised independently of timing.
+enum class GemmTuning { kFromEnv, kOff, kOn, kLtOnly };
+class GemmTuner;
 class CublasGemm {
  public:
-  static absl::StatusOr<std::unique_ptr<CublasGemm>> Create(cudaStream_t stream);
+  static absl::StatusOr<std::unique_ptr<CublasGemm>> Create(
+      cudaStream_t stream, GemmTuning tuning = GemmTuning::kFromEnv);
   ~CublasGemm();
   CublasGemm(const CublasGemm&) = delete;
   CublasGemm& operator=(const CublasGemm&) = delete;
 
   absl::Status Linear(DType in, const void* x, int rows, int k, const void* w, int n, DType out,
-                      void* y, float beta = 0.0f) const;
+                      void* y, float beta = 0.0f);
+  // Times the shape of this Linear call now if it was not yet (no-op without tuning or while
+  // the stream is capturing): call it before capturing a graph that contains the shape. It
+  // may overwrite y when beta == 0 and leaves y untouched otherwise.
+  absl::Status Prepare(DType in, const void* x, int rows, int k, const void* w, int n, DType out,
+                       void* y, float beta = 0.0f);
+
+  bool tuning() const { return tuner_ != nullptr; }
+  // Shapes timed so far and how many of them a cuBLASLt algorithm won (0, 0 without tuning).
+  int64_t shapes_tuned() const;
+  int64_t shapes_lt() const;
 
  private:
   CublasGemm() = default;
+  absl::Status Default(cudaDataType_t ti, cudaDataType_t to, const void* x, int rows, int k,
+                       const void* w, int n, void* y, float beta) const;
+  // Argument checks of Linear / Prepare; the cuBLAS types of in and out.
+  absl::StatusOr<std::pair<cudaDataType_t, cudaDataType_t>> CheckArgs(DType in, const void* x,
+                                                                      int rows, int k,
+                                                                      const void* w, int n,
+                                                                      DType out,
+                                                                      const void* y) const;
   cublasContext* handle_ = nullptr;
   DeviceBuffer workspace_;
+  std::unique_ptr<GemmTuner> tuner_;
 };
 
 // Status wrappers (argument checks, then the launcher of model_ops.h).

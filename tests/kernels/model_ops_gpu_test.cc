@@ -6,7 +6,8 @@
 //     the destination must equal a host copy element for element and be untouched elsewhere;
 //   - Linear (cuBLAS) against a double reference on seeded random inputs, decode and prefill
 //     row counts: fp16/bf16, fp32/half output, beta 0/1, odd n, k up to 9728; nothing past y
-//     written.
+//     written; the same through GemmTuner's cuBLASLt algorithms (rows sharing a bucket), and a
+//     tuned Linear inside a CUDA graph capture (untuned there; Prepare() first tunes it).
 #include "gtest/gtest.h"
 
 #if !defined(KITTY_HAVE_CUDA)
@@ -156,9 +157,9 @@ struct LinearRun {
 };
 
 // y = x · w^T + beta · y0 on the device through `gemm`; returns y and the guard region.
-LinearRun RunLinear(const CublasGemm& gemm, DType t, DType out, const std::vector<uint16_t>& x,
-                    int rows, int k, const std::vector<uint16_t>& w, int n,
-                    const std::vector<float>& y0, float beta, cudaStream_t stream) {
+LinearRun RunLinear(CublasGemm& gemm, DType t, DType out, const std::vector<uint16_t>& x, int rows,
+                    int k, const std::vector<uint16_t>& w, int n, const std::vector<float>& y0,
+                    float beta, cudaStream_t stream) {
   constexpr int kGuard = 64;
   const size_t osz = out == DType::kFloat32 ? 4 : 2;
   const size_t ny = size_t{1} * rows * n + kGuard;
@@ -196,11 +197,10 @@ LinearRun RunLinear(const CublasGemm& gemm, DType t, DType out, const std::vecto
   return r;
 }
 
-TEST(ModelOpsGpuTest, LinearMatchesDoubleReference) {
-  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+void CheckLinear(GemmTuning tuning, const std::vector<int>& row_counts) {
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
-  auto blas = CublasGemm::Create(stream);
+  auto blas = CublasGemm::Create(stream, tuning);
   ASSERT_TRUE(blas.ok());
   struct Shape {
     int k, n;
@@ -212,7 +212,7 @@ TEST(ModelOpsGpuTest, LinearMatchesDoubleReference) {
   double worst = 0;
   for (DType t : {DType::kBFloat16, DType::kFloat16}) {
     for (const Shape& sh : shapes) {
-      for (int rows : {1, 2, 3, 5, 8, 9, 64}) {
+      for (int rows : row_counts) {
         std::vector<uint16_t> x(size_t{1} * rows * sh.k), w(size_t{1} * sh.n * sh.k);
         for (auto& v : x) v = HalfBits(u(g), t);
         for (auto& v : w) v = HalfBits(u(g), t);
@@ -266,6 +266,83 @@ TEST(ModelOpsGpuTest, LinearMatchesDoubleReference) {
     }
   }
   std::printf("Linear: %d outputs within tolerance, worst |err| / sum|x w| %.2e\n", checked, worst);
+  if (tuning == GemmTuning::kLtOnly) {
+    // every key ran a cuBLASLt algorithm where cuBLASLt had one
+    EXPECT_GT((*blas)->shapes_lt(), 0);
+    std::printf("tuned %lld shapes, %lld on cuBLASLt\n",
+                static_cast<long long>((*blas)->shapes_tuned()),
+                static_cast<long long>((*blas)->shapes_lt()));
+  }
+  blas->reset();
+  cudaStreamDestroy(stream);
+}
+
+TEST(ModelOpsGpuTest, LinearMatchesDoubleReference) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  CheckLinear(GemmTuning::kOff, {1, 2, 3, 5, 8, 9, 64});
+}
+
+// GemmTuner's path: each key's cuBLASLt algorithm (kLtOnly: the fastest cuBLASLt candidate even
+// where cublasGemmEx's default is faster, so that the test does not depend on timing), rows
+// that share a bucket (267 and 300: bucket 320; 5 and 8: bucket 8) and so reuse its algorithm.
+TEST(ModelOpsGpuTest, TunedLinearMatchesDoubleReference) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  CheckLinear(GemmTuning::kLtOnly, {1, 5, 8, 64, 267, 300});
+}
+
+// A shape first met while the stream is being captured runs the default (no timing inside a
+// capture) and stays untuned; Prepare() before the capture tunes it; both graphs compute y.
+TEST(ModelOpsGpuTest, TunedLinearInsideGraphCapture) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+  auto blas = CublasGemm::Create(stream, GemmTuning::kLtOnly);
+  ASSERT_TRUE(blas.ok());
+  constexpr int kRows = 48, kK = 256, kN = 384;
+  std::mt19937 g(5);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const DType t = DType::kBFloat16;
+  std::vector<uint16_t> x(kRows * kK), w(kN * kK);
+  for (auto& v : x) v = HalfBits(u(g), t);
+  for (auto& v : w) v = HalfBits(u(g), t);
+  DeviceBuffer dx, dw, dy;
+  KITTY_CHECK_OK(dx.Allocate(x.size() * 2, "x"));
+  KITTY_CHECK_OK(dw.Allocate(w.size() * 2, "w"));
+  KITTY_CHECK_OK(dy.Allocate(size_t{4} * kRows * kN, "y"));
+  ASSERT_EQ(cudaMemcpy(dx.get(), x.data(), x.size() * 2, cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(dw.get(), w.data(), w.size() * 2, cudaMemcpyHostToDevice), cudaSuccess);
+  std::vector<double> ref(kRows * kN, 0.0);
+  for (int r = 0; r < kRows; ++r)
+    for (int c = 0; c < kN; ++c)
+      for (int i = 0; i < kK; ++i)
+        ref[r * kN + c] += double{HalfValue(x[r * kK + i], t)} * HalfValue(w[c * kK + i], t);
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) {
+      KITTY_CHECK_OK(
+          (*blas)->Prepare(t, dx.get(), kRows, kK, dw.get(), kN, DType::kFloat32, dy.get()));
+      EXPECT_EQ((*blas)->shapes_tuned(), 1);
+    }
+    ASSERT_EQ(cudaMemset(dy.get(), 0, size_t{4} * kRows * kN), cudaSuccess);
+    cudaGraph_t graph = nullptr;
+    ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    const absl::Status st =
+        (*blas)->Linear(t, dx.get(), kRows, kK, dw.get(), kN, DType::kFloat32, dy.get());
+    ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+    ASSERT_TRUE(st.ok()) << st;
+    EXPECT_EQ((*blas)->shapes_tuned(), pass);  // nothing timed inside the capture
+    cudaGraphExec_t exec = nullptr;
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    std::vector<float> y(kRows * kN);
+    ASSERT_EQ(cudaMemcpy(y.data(), dy.get(), y.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    for (size_t i = 0; i < y.size(); ++i) {
+      ASSERT_NEAR(y[i], ref[i], 1e-3 + 1e-5 * std::fabs(ref[i])) << "pass " << pass << " at " << i;
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+  }
+  blas->reset();
   cudaStreamDestroy(stream);
 }
 
