@@ -1,0 +1,5 @@
+source .dev/run.sh
+step gemm
+timeout 250 $B/gemm_bench --rows 1 --rows 16 --rows 48 --rows 128 --rows 256 --rows 267 --rows 512 --rows 2048 --rows 8192 > $R/gemm_bench.md 2> $R/gemm_bench.err; echo "gemm rc=$?"
+grep -E "step total|8192\^3|tuned" $R/gemm_bench.md
+step done
