@@ -53,6 +53,21 @@ std::vector<Gemm> GemmsOf(const Model& m) {
           {"lm_head", m.hidden, m.vocab, DType::kFloat32, 0.0f, 1}};
 }
 
+// Random bf16 x [rows][k] (std 1) and w [n][k] (std w_std; zeros run faster: METHOD.md), y zero.
+struct Operands {
+  DeviceBuffer x, w, y;
+  Operands(const Gemm& s, int rows, float w_std, cudaStream_t stream) {
+    const size_t xe = size_t{1} * rows * s.k, we = size_t{1} * s.n * s.k;
+    const size_t yb = size_t{1} * rows * s.n * (s.out == DType::kFloat32 ? 4 : 2);
+    KITTY_CHECK_OK(x.Allocate(2 * xe, "x"));
+    KITTY_CHECK_OK(w.Allocate(2 * we, "w"));
+    KITTY_CHECK_OK(y.Allocate(yb, "y"));
+    KITTY_CHECK_OK(RandomFill(DType::kBFloat16, x.get(), xe, 3, 1.0f, stream));
+    KITTY_CHECK_OK(RandomFill(DType::kBFloat16, w.get(), we, 4, w_std, stream));
+    CK(cudaMemsetAsync(y.get(), 0, yb, stream));
+  }
+};
+
 // Times (ms) of one call with GemmTuner off and on: the medians over 10 `iters` calls of
 // each, every call timed alone after an L2 flush (`flush`: a memset of twice the L2; in a
 // forward step each layer's weights come from HBM), off and on alternating, after 3 warm-ups
@@ -129,19 +144,13 @@ int Main(int argc, char** argv) {
 
   DeviceBuffer flush;
   KITTY_CHECK_OK(flush.Allocate(2 * static_cast<size_t>(prop.l2CacheSize), "L2 flush"));
-  // Roofline: an 8192^3 bf16 GEMM (random operands; zeros run faster), default and tuned.
+  // Roofline: an 8192^3 bf16 GEMM, default and tuned.
   const int big = 8192;
-  const size_t big_elems = size_t{1} * big * big;
-  DeviceBuffer ba, bb, bc;
-  KITTY_CHECK_OK(ba.Allocate(2 * big_elems, "a"));
-  KITTY_CHECK_OK(bb.Allocate(2 * big_elems, "b"));
-  KITTY_CHECK_OK(bc.Allocate(2 * big_elems, "c"));
-  KITTY_CHECK_OK(RandomFill(DType::kBFloat16, ba.get(), big_elems, 1, 1.0f, stream));
-  KITTY_CHECK_OK(RandomFill(DType::kBFloat16, bb.get(), big_elems, 2, 1.0f, stream));
   const Gemm sq{"8192^3", big, big, DType::kBFloat16, 0.0f, 1};
+  const Operands bo(sq, big, 1.0f, stream);
   const double big_flop = 2.0 * big * big * double{big};
   const auto [big_off, big_on] =
-      TimeLinear(**off, **on, sq, big, ba.get(), bb.get(), bc.get(), 1, flush, stream);
+      TimeLinear(**off, **on, sq, big, bo.x.get(), bo.w.get(), bo.y.get(), 1, flush, stream);
   const double rate_off = big_flop / (big_off * 1e-3), rate_on = big_flop / (big_on * 1e-3);
   std::printf("# GEMMs of one forward step, bf16, %s (%d SMs)\n\n", prop.name,
               prop.multiProcessorCount);
@@ -162,17 +171,9 @@ int Main(int argc, char** argv) {
     for (int r : rows) {
       double step_off = 0, step_on = 0;
       for (const Gemm& s : gemms) {
-        const size_t xe = size_t{1} * r * s.k, we = size_t{1} * s.n * s.k;
-        const size_t ye = size_t{1} * r * s.n * (s.out == DType::kFloat32 ? 2 : 1);
-        DeviceBuffer x, w, y;
-        KITTY_CHECK_OK(x.Allocate(2 * xe, "x"));
-        KITTY_CHECK_OK(w.Allocate(2 * we, "w"));
-        KITTY_CHECK_OK(y.Allocate(2 * ye, "y"));
-        KITTY_CHECK_OK(RandomFill(DType::kBFloat16, x.get(), xe, 3, 1.0f, stream));
-        KITTY_CHECK_OK(RandomFill(DType::kBFloat16, w.get(), we, 4, 0.02f, stream));
-        CK(cudaMemsetAsync(y.get(), 0, 2 * ye, stream));
+        const Operands o(s, r, 0.02f, stream);
         const auto [t_off, t_on] =
-            TimeLinear(**off, **on, s, r, x.get(), w.get(), y.get(), iters, flush, stream);
+            TimeLinear(**off, **on, s, r, o.x.get(), o.w.get(), o.y.get(), iters, flush, stream);
         step_off += t_off * s.per_step;
         step_on += t_on * s.per_step;
         const double flop = 2.0 * r * s.k * static_cast<double>(s.n);
