@@ -1,5 +1,6 @@
 // Tests of kernels/cuda/model_ops (label gpu; the GPU ones skip without a CUDA device):
-//   - AppendKvCopySegment numbers each segment's copy blocks (host only);
+//   - AppendKvCopySegment numbers each segment's copy blocks, GemmTuner's rows buckets (host
+//     only);
 //   - KvCopySegments: a step's mix of one-row appends and long staging copies (rows 1..300, so
 //     segments span several copy blocks and end inside one), two layers, all kv heads, 16-byte
 //     aligned rows (head_dim 128: vector path) and rows that are not (head_dim 12: scalar path);
@@ -22,10 +23,12 @@ TEST(ModelOpsGpuTest, NoCudaBackend) { GTEST_SKIP() << "built without KITTY_CUDA
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status_macros.h"
 #include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/gemm_tuner.h"
 #include "kernels/cuda/model_ops.h"
 #include "kernels/cuda/model_ops_host.h"
 
@@ -122,6 +125,22 @@ TEST(ModelOpsHostTest, AppendKvCopySegmentNumbersBlocks) {
   const std::vector<int> block0 = {0, 1, 2, 4, 6};
   for (size_t i = 0; i < segs.size(); ++i) EXPECT_EQ(segs[i].block0, block0[i]) << i;
   EXPECT_EQ(blocks, 6 + 4);  // 127 rows: 4 blocks of 32
+}
+
+// GemmTuner's rows buckets: powers of two up to 64, multiples of 64 up to 1024, then of 512;
+// every row count lies in a bucket no smaller than itself and buckets never shrink with rows.
+TEST(ModelOpsHostTest, GemmTunerRowsBuckets) {
+  const std::vector<std::pair<int, int> > cases = {
+      {1, 1},     {2, 2},     {3, 4},       {5, 8},       {33, 64},     {64, 64},    {65, 128},
+      {267, 320}, {300, 320}, {1024, 1024}, {1025, 1536}, {2048, 2048}, {8191, 8192}};
+  for (const auto& [rows, bucket] : cases) EXPECT_EQ(GemmTuner::RowsBucket(rows), bucket) << rows;
+  int prev = 0;
+  for (int rows = 1; rows <= 10000; ++rows) {
+    const int b = GemmTuner::RowsBucket(rows);
+    ASSERT_GE(b, rows);
+    ASSERT_GE(b, prev);
+    prev = b;
+  }
 }
 
 TEST(ModelOpsGpuTest, KvCopySegmentsVectorRows) {
