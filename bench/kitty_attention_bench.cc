@@ -170,8 +170,14 @@ Result RunCase(KvCacheMode mode, const std::vector<int>& ctxs, int iters, int ch
   uint16_t* vn = Upload(RandomBf16(static_cast<size_t>(nitems) * kHkv * kD, 7));
   void* out = Alloc(size_t{2} * nitems * kHq * kD);
   const int64_t max_tokens = int64_t{*std::max_element(ctxs.begin(), ctxs.end())} + per_seq_items;
-  const KittySplitPlan plan = *MakeKittyAttentionPlan(spec, kFp, kHq, nitems, max_tokens);
+  KittySplitPlan plan = *MakeKittyAttentionPlan(spec, kFp, kHq, nitems, max_tokens);
   void* ws = Alloc(plan.workspace_bytes);
+  // Stream mode: the piece table as the engine uploads it (the same for every replica: their
+  // items only differ in the seq slot, whose counters are the same).
+  const std::vector<int32_t> stream_ints = *KittyStreamPlan(
+      plan, kHkv, std::vector<KittyQueryItem>(items.begin(), items.begin() + nitems), descs);
+  int32_t* stream_d = stream_ints.empty() || chunk > 0 ? nullptr : Upload(stream_ints);
+  plan.stream_plan = stream_d;
   // Prefill: the items of one replica as groups (decode kernel) or tiles (prefill kernel).
   const std::vector<KittyQueryItem> rep0(items.begin(), items.begin() + nitems);
   const QueryPartition part = PartitionQueryItems(rep0, kHq / kHkv, tiled ? 1 : 1 << 30);
@@ -215,7 +221,7 @@ Result RunCase(KvCacheMode mode, const std::vector<int>& ctxs, int iters, int ch
       plan.num_splits, plan.chunks_per_split, (long long)num_pages, pack_ms);
   for (void* p : {(void*)kpool, (void*)vpool, (void*)src, (void*)kj_d, (void*)vj_d, sink, kt, vt,
                   (void*)desc_d, (void*)ids_d, (void*)items_d, (void*)q, (void*)kn, (void*)vn, out,
-                  ws, (void*)groups_d})
+                  ws, (void*)groups_d, (void*)stream_d})
     if (p != nullptr) CK(cudaFree(p));
   CK(cudaEventDestroy(e0));
   CK(cudaEventDestroy(e1));

@@ -981,6 +981,14 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
     }
   }
   const size_t o_groups = mb.Put(part.groups), o_tiles = mb.Put(part.tiles);
+  // The attention's split plan, and in stream mode its piece table (uploaded with the rest).
+  kc::KittySplitPlan plan;
+  std::vector<int32_t> stream_ints;
+  if (use_kitty_) {
+    ASSIGN_OR_RETURN(plan, kc::MakeKittyAttentionPlan(spec_, dt_, Hq, T, max_item_tokens));
+    ASSIGN_OR_RETURN(stream_ints, kc::KittyStreamPlan(plan, Hkv, items, seqs));
+  }
+  const size_t o_stream = mb.Put(stream_ints);
   const size_t meta_bytes = mb.bytes().size();
   RETURN_IF_ERROR(meta_.Reserve(meta_bytes, "step metadata"));
   RETURN_IF_ERROR(meta_host_.Reserve(meta_bytes, "step metadata"));
@@ -1022,9 +1030,8 @@ absl::Status CudaRunner::Run(absl::Span<const SequenceStep> batch,
     gq = kc::QueryGroupsView(part.groups,
                              reinterpret_cast<const kc::KittyQueryGroup*>(dev(o_groups)));
   }
-  kc::KittySplitPlan plan;
   if (use_kitty_) {
-    ASSIGN_OR_RETURN(plan, kc::MakeKittyAttentionPlan(spec_, dt_, Hq, T, max_item_tokens));
+    if (!stream_ints.empty()) plan.stream_plan = reinterpret_cast<const int32_t*>(dev(o_stream));
     RETURN_IF_ERROR(attn_ws_.Reserve(plan.workspace_bytes, "attention workspace"));
   }
 

@@ -35,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/cuda/kitty_attention_device.cuh"
 #include "kernels/cuda/kitty_launch.h"
@@ -429,93 +430,84 @@ struct AttnV2 {
   }
 };
 
-// kParts: the sink and the first tail chunk in tune.fp_parts units (small batches); without
-// it the fp_parts logic folds away and the kernel is the large-batch one as before.
-template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack, int kStages,
-          int kMinBlocks, bool kParts>
-__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
-    KittyAttentionKernelV2(KittyGeometry geo, KittyAttentionBatch batch, int chunks_per_split,
-                           AttnTuning tune, float* __restrict__ ws,
-                           const KittyQueryGroup* __restrict__ groups) {
+// Units of one (item, kv head) in a logical order L: full-precision units first (the parts of
+// tail chunk 0, the other tail chunks, the parts of the sink), then the sealed K pages whose V is
+// in the V tail, then the page pairs: five cost classes in that order, each unit costing
+// `cost[class]` quarter pages (a page pair = 4; from AttnTuning). Warps take contiguous ranges
+// of L balanced by these costs; static, so the summation order (and the output) does not depend
+// on timing. Part p of a chunk: tiles / k-steps [8 p / P, 8 (p + 1) / P).
+struct UnitClasses {
+  static constexpr int kN = 5;
+  int n_tp, n_t1, n_sp, n_fpu, total;  // parts of tail chunk 0, tail chunks 1.., sink parts
+  int bound[kN + 1];                   // class k: units [bound[k], bound[k + 1])
+  int cost[kN];
+};
+__host__ __device__ inline int IMax(int a, int b) { return a > b ? a : b; }
+__host__ __device__ inline int IMin(int a, int b) { return a < b ? a : b; }
+__host__ __device__ inline UnitClasses MakeUnitClasses(const ItemChunks& ch, const AttnTuning& tune,
+                                                       int fp_parts) {
+  UnitClasses u;
+  u.n_tp = ch.n_tail_chunks > 0 ? fp_parts : 0;
+  u.n_t1 = IMax(ch.n_tail_chunks - 1, 0);
+  u.n_sp = ch.n_sink * fp_parts;
+  u.n_fpu = u.n_tp + u.n_t1 + u.n_sp;
+  u.total = u.n_fpu + ch.n_kv + ch.n_pair;
+  const int bound[] = {0, u.n_tp, u.n_tp + u.n_t1, u.n_fpu, u.n_fpu + ch.n_kv, u.total};
+  const int cost[] = {IMax(tune.w_tail / fp_parts, 1), tune.w_tail, IMax(tune.w_sink / fp_parts, 1),
+                      tune.w_mixed, 4};
+#pragma unroll
+  for (int k = 0; k <= UnitClasses::kN; ++k) u.bound[k] = bound[k];
+#pragma unroll
+  for (int k = 0; k < UnitClasses::kN; ++k) u.cost[k] = cost[k];
+  return u;
+}
+// The units [c_begin, c_end) of one (item, kv head) by class; Offset(t) = the units of the range
+// whose cost position lies before t (t in [0, wt]), i.e. a warp taking cost [t0, t1) of the range
+// takes units [Offset(t0), Offset(t1)).
+struct CostRange {
+  int cnt[UnitClasses::kN], cost[UnitClasses::kN];
+  int wt = 0;  // cost of the range
+  __host__ __device__ CostRange(const UnitClasses& u, int c_begin, int c_end) {
+#pragma unroll
+    for (int k = 0; k < UnitClasses::kN; ++k) {
+      cnt[k] = IMax(0, IMin(u.bound[k + 1], c_end) - IMax(u.bound[k], c_begin));
+      cost[k] = u.cost[k];
+      wt += cnt[k] * cost[k];
+    }
+  }
+  __host__ __device__ int Offset(int t) const {
+    int base = 0;
+#pragma unroll
+    for (int k = 0; k < UnitClasses::kN; ++k) {
+      const int wk = cnt[k] * cost[k];
+      if (t <= wk) return base + (t + cost[k] - 1) / cost[k];
+      t -= wk;
+      base += cnt[k];
+    }
+    return base;
+  }
+  // cost of the range's last unit
+  __host__ __device__ int LastCost() const {
+    int c = 0;
+#pragma unroll
+    for (int k = 0; k < UnitClasses::kN; ++k) c = cnt[k] > 0 ? cost[k] : c;
+    return c;
+  }
+};
+
+// One warp runs units [w_begin, w_end) (order L, UnitClasses) of one (item, kv head) into its
+// online-softmax state w: pages staged by cp.async, double buffered (page L + 1 is staged while
+// L is computed). q16 / qt: the item's q rows (kPack: rows h < g of head h; else columns).
+// tail_lim: the causal limit of this lane's columns over the tail rows (query groups).
+template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack, bool kParts>
+__device__ __forceinline__ void RunUnits(
+    typename AttnV2<T, D, kQuant, kSparse, kUnroll, kPack>::Warp& w, const KittyGeometry& geo,
+    const KittyAttentionBatch& batch, const StageLayout& lay, const KittySeqDesc& seq,
+    const KittyQueryItem& item, const ItemChunks& ch, const UnitClasses& u, int fp_parts, int kvh,
+    const int (&tail_lim)[2], const __half* q16, const T* qt, float* sc, uint8_t* stages,
+    uint8_t* inv, float sl2, int w_begin, int w_end) {
   using K = AttnV2<T, D, kQuant, kSparse, kUnroll, kPack>;
-  extern __shared__ __align__(16) uint8_t smem[];
-  const StageLayout lay = MakeStageLayout(geo);
-  const int warp = threadIdx.x / 32;
-  const int split = blockIdx.x, kvh = blockIdx.y;
-  const int hkv = geo.num_kv_heads, hq = geo.num_q_heads, g = hq / hkv;
-
-  // q16 [8][D + kQPad] then qt [8][D + kQPad] (halves) = kQF floats
-  constexpr int kQF = kG * (D + kQPad);
-  float* qs = reinterpret_cast<float*>(smem);
-  __half* q16 = reinterpret_cast<__half*>(qs);
-  T* qt = reinterpret_cast<T*>(q16 + kQF);
-  float* sc = qs + kQF + warp * (kG * kScStride);
-  uint8_t* stage_base = reinterpret_cast<uint8_t*>(qs + kQF + kWarps * kG * kScStride);
-  uint8_t* stages = stage_base + warp * (kQuant ? kStages * lay.stage : 0);
-  uint8_t* inv = stage_base + (kQuant ? kWarps * kStages * lay.stage : 0) + warp * 128;
-
-  // This CTA's query items: one, or a group of nt consecutive tokens of one prefill chunk whose
-  // g heads each fill mma columns nt*g <= 8 (column h: item first + h / g, head h % g).
-  // (kPack: never grouped; its code is kept exactly as for one item per CTA)
-  int first = blockIdx.z, nt = 1;
-  if constexpr (!kPack) {
-    if (groups != nullptr) {
-      const KittyQueryGroup gr = groups[blockIdx.z];
-      first = gr.first_item;
-      nt = gr.num_items;
-    }
-  }
-  const int ncols = nt * g;
-  const KittyQueryItem item = batch.items[first + nt - 1];  // the last sees the most new rows
-  const int num_new0 = item.num_new - (nt - 1);
-  const KittySeqDesc seq = batch.seqs[item.seq];
-  // q rows as 16-byte vectors (8 channels of one column; the element-wise loads were ~5% of the
-  // 64x8K kitty-pro time, ncu 2026-12-03). Column h: kPack head h (< g), else item first + h / g,
-  // head h % g (< ncols); the others zero.
-  {
-    constexpr int kQV = D / 8;
-    for (int v = threadIdx.x; v < kG * kQV; v += blockDim.x) {
-      const int h = v / kQV, c = v % kQV;
-      const bool ok = kPack ? h < g : h < ncols;
-      const int64_t row = kPack ? static_cast<int64_t>(first) * hq + kvh * g + h
-                                : static_cast<int64_t>(first + h / g) * hq + kvh * g + h % g;
-      uint4 x = make_uint4(0u, 0u, 0u, 0u);
-      if (ok) x = *reinterpret_cast<const uint4*>(static_cast<const T*>(batch.q) + row * D + 8 * c);
-      const int qe = h * (D + kQPad) + 8 * c;
-      *reinterpret_cast<uint4*>(qt + qe) = x;
-      const T* xe = reinterpret_cast<const T*>(&x);
-      uint32_t hh[4];
-#pragma unroll
-      for (int k = 0; k < 4; ++k) hh[k] = PackHalf2(ToF(xe[2 * k]), ToF(xe[2 * k + 1]));
-      *reinterpret_cast<uint4*>(q16 + qe) = make_uint4(hh[0], hh[1], hh[2], hh[3]);
-    }
-  }
-  __syncthreads();
-
-  typename K::Warp w;
-  w.lane = threadIdx.x & 31;
-  w.r = w.lane >> 2;
-  w.c4 = w.lane & 3;
-  w.m[0] = w.m[1] = -INFINITY;
-  w.l[0] = w.l[1] = 0.0f;
-  for (int e = w.lane; e < kG * kScStride; e += 32) sc[e] = 0.0f;  // rows >= g stay p = 0
-#pragma unroll
-  for (int m = 0; m < K::kMTiles; ++m) w.o[m][0] = w.o[m][1] = w.o[m][2] = w.o[m][3] = 0.0f;
-#pragma unroll
-  for (int k = 0; k < 4; ++k) w.pm[k] = 0.0f;
-
-  const ItemChunks ch = CountChunks(seq, item);
-  const int c_begin = split * chunks_per_split;
-  // Units: the sink and the first tail chunk in fp_parts parts each, every other chunk whole.
-  const int fp_parts = kParts ? tune.fp_parts : 1;
-  const int n_tp = ch.n_tail_chunks > 0 ? fp_parts : 0;  // parts of tail chunk 0
-  const int n_t1 = max(ch.n_tail_chunks - 1, 0);         // tail chunks 1 ..
-  const int n_sp = ch.n_sink * fp_parts;                 // parts of the sink
-  const int n_fpu = n_tp + n_t1 + n_sp;
-  const int total_units = n_fpu + ch.n_kv + ch.n_pair;
-  const int c_end = min(total_units, c_begin + chunks_per_split);
-  const float sl2 = batch.scale * kLog2e;
-
+  const int n_tp = u.n_tp, n_t1 = u.n_t1, n_fpu = u.n_fpu;
   const auto [sink_k, sink_v, k_tail, v_tail, k_new, v_new, new_stride, k_ids, v_ids] =
       MakeSeqRows<T, D>(geo, batch, seq, item.new_offset, kvh);
   const int first_page_chunk = ch.n_sink;
@@ -537,11 +529,6 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     }
   };
 
-  // Units in a logical order L: full-precision units first (the parts of tail chunk 0, the other
-  // tail chunks, the parts of the sink), then the sealed K pages whose V is in the V tail, then
-  // the page pairs. Each warp takes a contiguous range of this split's L range, balanced by the
-  // per-class costs of `tune` (quarter pages). Static, so the summation order (and the output)
-  // does not depend on timing. Part p of a chunk: tiles / k-steps [8 p / P, 8 (p + 1) / P).
   // Page index of unit L >= n_fpu (pairs: L - n_fpu - n_kv; K-only pages: n_pair + L - n_fpu),
   // -1 for the full-precision units; without branches, as it runs twice per unit.
   auto page_of = [&](int L) {
@@ -560,34 +547,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     if (L >= n_tp + n_t1 && L < n_fpu) return L - n_tp - n_t1;
     return -1;
   };
-  int w_begin = c_begin, w_end = c_begin;
-  if (c_end > c_begin) {
-    constexpr int kClasses = 5;
-    const int bound[kClasses + 1] = {0, n_tp, n_tp + n_t1, n_fpu, n_fpu + ch.n_kv, total_units};
-    const int cost[kClasses] = {max(tune.w_tail / fp_parts, 1), tune.w_tail,
-                                max(tune.w_sink / fp_parts, 1), tune.w_mixed, 4};
-    int cnt[kClasses], wt = 0;
-#pragma unroll
-    for (int k = 0; k < kClasses; ++k) {
-      cnt[k] = max(0, min(bound[k + 1], c_end) - max(bound[k], c_begin));
-      wt += cnt[k] * cost[k];
-    }
-    // units of the range before cost position t (rounded up)
-    auto offset = [&](int t) {
-      int base = 0;
-#pragma unroll
-      for (int k = 0; k < kClasses; ++k) {
-        const int wk = cnt[k] * cost[k];
-        if (t <= wk) return base + (t + cost[k] - 1) / cost[k];
-        t -= wk;
-        base += cnt[k];
-      }
-      return base;
-    };
-    w_begin = c_begin + offset((warp * wt + kWarps - 1) / kWarps);
-    w_end = c_begin + offset(((warp + 1) * wt + kWarps - 1) / kWarps);
-  }
-  static_assert(kStages == 2, "double-buffered staging");
+  constexpr int kNoLim[2] = {kP, kP};
   // the page of unit L, -1 past the warp's range
   auto page_in_range = [&](int L) { return L < w_end ? page_of(L) : -1; };
   // page ids of page i (zeros for -1: full-precision units, past the range)
@@ -601,15 +561,6 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     }
     return id;
   };
-  // Causal limit of this lane's columns HeadBase + k over the tail rows (K tail, then new):
-  // token j of a group sees new rows < num_new0 + j; columns past the group see everything.
-  constexpr int kNoLim[2] = {kP, kP};
-  int tail_lim[2];
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    const int h = K::HeadBase(w) + k;
-    tail_lim[k] = h < ncols ? seq.k_tail_tokens + num_new0 + h / g : ch.tail_rows;
-  }
   // Double buffered: chunk L+1 (K and V) is staged while chunk L is computed.
   int it = 0;
   // pages of units L and L + 1, carried from one iteration to the next
@@ -704,6 +655,110 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     __syncwarp();
   }
   if constexpr (kQuant) CpAsyncWait<0>();
+}
+
+// kParts: the sink and the first tail chunk in tune.fp_parts units (small batches); without
+// it the fp_parts logic folds away and the kernel is the large-batch one as before.
+template <typename T, int D, bool kQuant, bool kSparse, int kUnroll, bool kPack, int kStages,
+          int kMinBlocks, bool kParts>
+__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
+    KittyAttentionKernelV2(KittyGeometry geo, KittyAttentionBatch batch, int chunks_per_split,
+                           AttnTuning tune, float* __restrict__ ws,
+                           const KittyQueryGroup* __restrict__ groups) {
+  using K = AttnV2<T, D, kQuant, kSparse, kUnroll, kPack>;
+  static_assert(kStages == 2, "double-buffered staging (RunUnits)");
+  extern __shared__ __align__(16) uint8_t smem[];
+  const StageLayout lay = MakeStageLayout(geo);
+  const int warp = threadIdx.x / 32;
+  const int split = blockIdx.x, kvh = blockIdx.y;
+  const int hkv = geo.num_kv_heads, hq = geo.num_q_heads, g = hq / hkv;
+
+  // q16 [8][D + kQPad] then qt [8][D + kQPad] (halves) = kQF floats
+  constexpr int kQF = kG * (D + kQPad);
+  float* qs = reinterpret_cast<float*>(smem);
+  __half* q16 = reinterpret_cast<__half*>(qs);
+  T* qt = reinterpret_cast<T*>(q16 + kQF);
+  float* sc = qs + kQF + warp * (kG * kScStride);
+  uint8_t* stage_base = reinterpret_cast<uint8_t*>(qs + kQF + kWarps * kG * kScStride);
+  uint8_t* stages = stage_base + warp * (kQuant ? kStages * lay.stage : 0);
+  uint8_t* inv = stage_base + (kQuant ? kWarps * kStages * lay.stage : 0) + warp * 128;
+
+  // This CTA's query items: one, or a group of nt consecutive tokens of one prefill chunk whose
+  // g heads each fill mma columns nt*g <= 8 (column h: item first + h / g, head h % g).
+  // (kPack: never grouped; its code is kept exactly as for one item per CTA)
+  int first = blockIdx.z, nt = 1;
+  if constexpr (!kPack) {
+    if (groups != nullptr) {
+      const KittyQueryGroup gr = groups[blockIdx.z];
+      first = gr.first_item;
+      nt = gr.num_items;
+    }
+  }
+  const int ncols = nt * g;
+  const KittyQueryItem item = batch.items[first + nt - 1];  // the last sees the most new rows
+  const int num_new0 = item.num_new - (nt - 1);
+  const KittySeqDesc seq = batch.seqs[item.seq];
+  // q rows as 16-byte vectors (8 channels of one column; the element-wise loads were ~5% of the
+  // 64x8K kitty-pro time, ncu 2026-12-03). Column h: kPack head h (< g), else item first + h / g,
+  // head h % g (< ncols); the others zero.
+  {
+    constexpr int kQV = D / 8;
+    for (int v = threadIdx.x; v < kG * kQV; v += blockDim.x) {
+      const int h = v / kQV, c = v % kQV;
+      const bool ok = kPack ? h < g : h < ncols;
+      const int64_t row = kPack ? static_cast<int64_t>(first) * hq + kvh * g + h
+                                : static_cast<int64_t>(first + h / g) * hq + kvh * g + h % g;
+      uint4 x = make_uint4(0u, 0u, 0u, 0u);
+      if (ok) x = *reinterpret_cast<const uint4*>(static_cast<const T*>(batch.q) + row * D + 8 * c);
+      const int qe = h * (D + kQPad) + 8 * c;
+      *reinterpret_cast<uint4*>(qt + qe) = x;
+      const T* xe = reinterpret_cast<const T*>(&x);
+      uint32_t hh[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) hh[k] = PackHalf2(ToF(xe[2 * k]), ToF(xe[2 * k + 1]));
+      *reinterpret_cast<uint4*>(q16 + qe) = make_uint4(hh[0], hh[1], hh[2], hh[3]);
+    }
+  }
+  __syncthreads();
+
+  typename K::Warp w;
+  w.lane = threadIdx.x & 31;
+  w.r = w.lane >> 2;
+  w.c4 = w.lane & 3;
+  w.m[0] = w.m[1] = -INFINITY;
+  w.l[0] = w.l[1] = 0.0f;
+  for (int e = w.lane; e < kG * kScStride; e += 32) sc[e] = 0.0f;  // rows >= g stay p = 0
+#pragma unroll
+  for (int m = 0; m < K::kMTiles; ++m) w.o[m][0] = w.o[m][1] = w.o[m][2] = w.o[m][3] = 0.0f;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) w.pm[k] = 0.0f;
+
+  const ItemChunks ch = CountChunks(seq, item);
+  const int c_begin = split * chunks_per_split;
+  // Units: the sink and the first tail chunk in fp_parts parts each, every other chunk whole.
+  const int fp_parts = kParts ? tune.fp_parts : 1;
+  const UnitClasses u = MakeUnitClasses(ch, tune, fp_parts);
+  const int c_end = min(u.total, c_begin + chunks_per_split);
+  const float sl2 = batch.scale * kLog2e;
+
+  // Each warp takes a contiguous range of this split's units, balanced by their costs.
+  int w_begin = c_begin, w_end = c_begin;
+  if (c_end > c_begin) {
+    const CostRange cr(u, c_begin, c_end);
+    w_begin = c_begin + cr.Offset((warp * cr.wt + kWarps - 1) / kWarps);
+    w_end = c_begin + cr.Offset(((warp + 1) * cr.wt + kWarps - 1) / kWarps);
+  }
+  // Causal limit of this lane's columns HeadBase + k over the tail rows (K tail, then new):
+  // token j of a group sees new rows < num_new0 + j; columns past the group see everything.
+  int tail_lim[2];
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    const int h = K::HeadBase(w) + k;
+    tail_lim[k] = h < ncols ? seq.k_tail_tokens + num_new0 + h / g : ch.tail_rows;
+  }
+  RunUnits<T, D, kQuant, kSparse, kUnroll, kPack, kParts>(w, geo, batch, lay, seq, item, ch, u,
+                                                          fp_parts, kvh, tail_lim, q16, qt, sc,
+                                                          stages, inv, sl2, w_begin, w_end);
 
   // ---- merge the warps -------------------------------------------------------------------
   __syncthreads();
@@ -759,6 +814,296 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   }
 }
 
+// =====================================================================================
+// Stream mode (decode batches that fill the GPU, Kitty pages, g <= 4; KittySplitPlan::
+// stream_ctas): a fixed grid of 2 CTAs per SM whose warps each take one equal-cost piece of the
+// batch. The (item, kv head) pairs ("segments", s = item * Hkv + kvh) are laid end to end
+// in cost order (UnitClasses costs, fp_parts 1); piece c of nc holds the units whose cost
+// position lies in [ceil(c C / nc), ceil((c + 1) C / nc)), C the total, so a unit starting at t
+// belongs to piece floor(t nc / C). Warp c runs the units piece c holds of each segment it meets
+// and writes the segment's output itself when the piece holds all of it, else a partial (m, l, o)
+// to slot s + c, which the merge kernel combines with the other pieces' in piece order
+// (deterministic). Against one CTA per segment: no CTA waits at the end for its slowest warp, no
+// wave of CTAs is left part-empty (H200: docs/PERFORMANCE.md; more, smaller pieces taken from a
+// queue were slower: each piece restarts the staging). nc is chosen so that every piece is at least
+// the largest unit cost: then each piece between the first and the last owner of a segment holds at
+// least one unit of it. Workspace: header (C, nc), Q[items + 1] (cost prefix over items: every kv
+// head of an item costs the same), start[nc_max] (the item of each piece's first position), the
+// partials.
+// =====================================================================================
+struct StreamWs {
+  int* hdr;         // [0] C, [1] nc
+  int* q_prefix;    // [items + 1]
+  int* start_item;  // [nc_max]
+  float* partials;  // [(items * Hkv + nc_max) * g][D + 4]: m, l, -, -, o[D]
+};
+__host__ __device__ inline size_t StreamIntsBytes(int items, int nw_max) {
+  return sizeof(int) * (4 + RoundUp(items + 1, 4) + RoundUp(nw_max, 4));
+}
+__host__ __device__ inline StreamWs MakeStreamWs(void* ws, int items, int nw_max) {
+  StreamWs s;
+  s.hdr = static_cast<int*>(ws);
+  s.q_prefix = s.hdr + 4;
+  s.start_item = s.q_prefix + RoundUp(items + 1, 4);
+  s.partials = reinterpret_cast<float*>(static_cast<uint8_t*>(ws) + StreamIntsBytes(items, nw_max));
+  return s;
+}
+// Cost of one segment of item i (all its units, fp_parts 1), and its CostRange.
+__device__ __forceinline__ CostRange StreamSegment(const KittyAttentionBatch& batch,
+                                                   const AttnTuning& tune, int i,
+                                                   KittyQueryItem* item_out = nullptr,
+                                                   KittySeqDesc* seq_out = nullptr,
+                                                   ItemChunks* ch_out = nullptr,
+                                                   UnitClasses* u_out = nullptr) {
+  const KittyQueryItem item = batch.items[i];
+  const KittySeqDesc seq = batch.seqs[item.seq];
+  const ItemChunks ch = CountChunks(seq, item);
+  const UnitClasses u = MakeUnitClasses(ch, tune, 1);
+  if (item_out) *item_out = item;
+  if (seq_out) *seq_out = seq;
+  if (ch_out) *ch_out = ch;
+  if (u_out) *u_out = u;
+  return CostRange(u, 0, u.total);
+}
+// Pieces of a batch of `segments` of total cost C: at most nw_max (the resident warps) and each
+// at least the largest unit cost; with fewer segments than warps a whole number of pieces per
+// segment, with more a whole number of segments per piece when that keeps >= 15/16 of the
+// warps (uniform batches: no piece ends inside a segment, and a segment switch restarts the
+// staging; H200 64x8K 162 -> 150 µs, 256x2K 229 -> see docs/PERFORMANCE.md).
+__host__ __device__ inline int StreamPieces(int segments, int C, int max_cost, int nw_max) {
+  int nw = IMax(1, IMin(nw_max, C / max_cost));
+  if (segments <= 0) return nw;
+  if (segments <= nw) return segments * (nw / segments);
+  const int k = (segments + nw - 1) / nw;  // segments per piece
+  if (segments % k == 0 && 16 * (segments / k) >= 15 * nw) nw = segments / k;
+  return nw;
+}
+__host__ __device__ inline int StreamMaxCost(const AttnTuning& t) {
+  return IMax(IMax(t.w_tail, t.w_sink), IMax(t.w_mixed, 4));
+}
+// The last item i with q_prefix[i] * hkv <= pos (the item of cost position pos).
+__host__ __device__ inline int StreamItemAt(const int* q_prefix, int n, int hkv, long long pos) {
+  int lo = 0, hi = n - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (static_cast<long long>(q_prefix[mid]) * hkv <= pos) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+__device__ __forceinline__ int StreamOwner(long long t, int C, int nw) {
+  return static_cast<int>(t * nw / C);
+}
+__host__ __device__ inline long long StreamPos(int W, int C, int nw) {
+  return (static_cast<long long>(W) * C + nw - 1) / nw;
+}
+
+// One CTA of 1024 threads: Q, C, nc and each piece's first item (KittyStreamPlanInts on the
+// GPU, when the caller did not upload them).
+__global__ void __launch_bounds__(1024)
+    KittyStreamPlanKernel(KittyAttentionBatch batch, AttnTuning tune, int hkv, int nw_max,
+                          StreamWs sw) {
+  __shared__ int warp_sums[32];
+  __shared__ int carry_s;
+  const int tid = threadIdx.x, lane = tid & 31, wid = tid >> 5;
+  const int n = batch.num_items;
+  if (tid == 0) carry_s = 0;
+  __syncthreads();
+  for (int base = 0; base < n; base += 1024) {
+    const int i = base + tid;
+    int c = i < n ? StreamSegment(batch, tune, i).wt : 0;
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+      const int y = __shfl_up_sync(0xffffffffu, c, d);
+      if (lane >= d) c += y;
+    }
+    if (lane == 31) warp_sums[wid] = c;
+    __syncthreads();
+    if (wid == 0) {
+      int x = warp_sums[lane];
+#pragma unroll
+      for (int d = 1; d < 32; d <<= 1) {
+        const int y = __shfl_up_sync(0xffffffffu, x, d);
+        if (lane >= d) x += y;
+      }
+      warp_sums[lane] = x;  // inclusive
+    }
+    __syncthreads();
+    const int carry = carry_s;
+    const int incl = carry + c + (wid > 0 ? warp_sums[wid - 1] : 0);
+    if (i < n) sw.q_prefix[i + 1] = incl;
+    __syncthreads();
+    if (tid == 1023) carry_s = incl;
+    __syncthreads();
+  }
+  if (tid == 0) sw.q_prefix[0] = 0;
+  __syncthreads();  // the block's global writes are visible to the block
+  const int C = sw.q_prefix[n] * hkv;
+  const int nw = StreamPieces(n * hkv, C, StreamMaxCost(tune), nw_max);
+  if (tid == 0) {
+    sw.hdr[0] = C;
+    sw.hdr[1] = nw;
+  }
+  for (int W = tid; W < nw; W += 1024)
+    sw.start_item[W] = StreamItemAt(sw.q_prefix, n, hkv, StreamPos(W, C, nw));
+}
+
+template <typename T, int D, bool kSparse>
+__global__ void __launch_bounds__(kWarps * 32, 2)
+    KittyAttentionStreamKernel(KittyGeometry geo, KittyAttentionBatch batch, AttnTuning tune,
+                               StreamWs sw) {
+  using K = AttnV2<T, D, true, kSparse, 2, true>;
+  extern __shared__ __align__(16) uint8_t smem[];
+  const StageLayout lay = MakeStageLayout(geo);
+  const int warp = threadIdx.x / 32;
+  const int hkv = geo.num_kv_heads, hq = geo.num_q_heads, g = hq / hkv;
+  // per warp: q16 [4][D + kQPad], qt [4][D + kQPad] (halves; kPack reads rows < g <= 4), then
+  // the probability buffers, the stages and the rank maps of all warps
+  constexpr int kQR = 4 * (D + kQPad);
+  __half* q16 = reinterpret_cast<__half*>(smem) + warp * 2 * kQR;
+  T* qt = reinterpret_cast<T*>(q16 + kQR);
+  float* sc_base = reinterpret_cast<float*>(smem + sizeof(__half) * kWarps * 2 * kQR);
+  float* sc = sc_base + warp * (kG * kScStride);
+  uint8_t* stage_base = reinterpret_cast<uint8_t*>(sc_base + kWarps * kG * kScStride);
+  uint8_t* stages = stage_base + warp * 2 * lay.stage;
+  uint8_t* inv = stage_base + kWarps * 2 * lay.stage + warp * 128;
+
+  const int C = sw.hdr[0], nw = sw.hdr[1];
+  typename K::Warp w;
+  w.lane = threadIdx.x & 31;
+  w.r = w.lane >> 2;
+  w.c4 = w.lane & 3;
+  for (int e = w.lane; e < kG * kScStride; e += 32) sc[e] = 0.0f;  // rows >= 4 stay p = 0
+  const float sl2 = batch.scale * kLog2e;
+  constexpr int kNoLim[2] = {kP, kP};
+  // The merge kernel may launch now: its CTAs wait for this grid before reading the partials.
+  asm volatile("griddepcontrol.launch_dependents;");
+  const int W = blockIdx.x * kWarps + warp;  // the piece
+  if (W >= nw) return;                       // no block-wide synchronization in this kernel
+  const long long pos_a = StreamPos(W, C, nw), pos_b = StreamPos(W + 1, C, nw);
+  for (int i = sw.start_item[W]; i < batch.num_items; ++i) {
+    const long long qi = static_cast<long long>(sw.q_prefix[i]) * hkv;
+    if (qi >= pos_b) break;
+    KittyQueryItem item;
+    KittySeqDesc seq;
+    ItemChunks ch;
+    UnitClasses u;
+    const CostRange cr = StreamSegment(batch, tune, i, &item, &seq, &ch, &u);
+    const int kvh0 = static_cast<int>(max(0LL, pos_a - qi) / cr.wt);
+    for (int kvh = kvh0; kvh < hkv; ++kvh) {
+      const long long P = qi + static_cast<long long>(kvh) * cr.wt;
+      if (P >= pos_b) break;
+      const int u0 = cr.Offset(static_cast<int>(min(max(pos_a - P, 0LL), 1LL * cr.wt)));
+      const int u1 = cr.Offset(static_cast<int>(min(max(pos_b - P, 0LL), 1LL * cr.wt)));
+      if (u0 >= u1) continue;
+      // q rows of heads h < g of this segment (16-byte vectors); rows g..3 zero
+      constexpr int kQV = D / 8;
+#pragma unroll
+      for (int v = w.lane; v < 4 * kQV; v += 32) {
+        const int h = v / kQV, c = v % kQV;
+        uint4 x = make_uint4(0u, 0u, 0u, 0u);
+        if (h < g) {
+          const int64_t row = static_cast<int64_t>(i) * hq + kvh * g + h;
+          x = *reinterpret_cast<const uint4*>(static_cast<const T*>(batch.q) + row * D + 8 * c);
+        }
+        const int qe = h * (D + kQPad) + 8 * c;
+        *reinterpret_cast<uint4*>(qt + qe) = x;
+        const T* xe = reinterpret_cast<const T*>(&x);
+        uint32_t hh[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) hh[k] = PackHalf2(ToF(xe[2 * k]), ToF(xe[2 * k + 1]));
+        *reinterpret_cast<uint4*>(q16 + qe) = make_uint4(hh[0], hh[1], hh[2], hh[3]);
+      }
+      __syncwarp();
+      w.m[0] = w.m[1] = -INFINITY;
+      w.l[0] = w.l[1] = 0.0f;
+#pragma unroll
+      for (int m = 0; m < K::kMTiles; ++m) w.o[m][0] = w.o[m][1] = w.o[m][2] = w.o[m][3] = 0.0f;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) w.pm[k] = 0.0f;
+      RunUnits<T, D, true, kSparse, 2, true, false>(w, geo, batch, lay, seq, item, ch, u, 1, kvh,
+                                                    kNoLim, q16, qt, sc, stages, inv, sl2, u0, u1);
+      // Lane (r, c4): heads 2 c4, 2 c4 + 1 (o columns), channels kCpt r + e; the max and the
+      // sum of head h are in lanes c4 = h (kPack), the sums reduced over r.
+      K::ReduceL(w);
+      const int base = w.lane & ~3;
+      float hm[2], hl[2];
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        hm[j] = __shfl_sync(0xffffffffu, w.m[0], base | ((2 * w.c4 + j) & 3));
+        hl[j] = __shfl_sync(0xffffffffu, w.l[0], base | ((2 * w.c4 + j) & 3));
+      }
+      const bool whole = u0 == 0 && u1 == u.total;
+      const int s = i * hkv + kvh;
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const int h = 2 * w.c4 + j;
+        if (h >= g) continue;
+        float o[K::kCpt];
+#pragma unroll
+        for (int e = 0; e < K::kCpt; ++e) {
+          const int m = e % K::kMTiles, hi = e / K::kMTiles;
+          o[e] = fmaf(TileF(m), w.o[m][2 * hi + j], w.pm[j]);
+        }
+        const int64_t head = static_cast<int64_t>(i) * hq + kvh * g + h;
+        if (whole) {
+          const float inv_l = 1.0f / hl[j];
+          uint32_t pk[K::kCpt / 2];
+#pragma unroll
+          for (int e = 0; e < K::kCpt / 2; ++e)
+            pk[e] = PackT2<T>(o[2 * e] * inv_l, o[2 * e + 1] * inv_l);
+          uint4* dst =
+              reinterpret_cast<uint4*>(static_cast<T*>(batch.out) + head * D + K::kCpt * w.r);
+#pragma unroll
+          for (int x = 0; x < K::kCpt / 8; ++x)
+            dst[x] = make_uint4(pk[4 * x], pk[4 * x + 1], pk[4 * x + 2], pk[4 * x + 3]);
+        } else {
+          float* row = sw.partials + (static_cast<int64_t>(s + W) * g + h) * (D + 4);
+          if (w.r == 0) *reinterpret_cast<float2*>(row) = make_float2(hm[j], hl[j]);
+          float4* dst = reinterpret_cast<float4*>(row + 4 + K::kCpt * w.r);
+#pragma unroll
+          for (int x = 0; x < K::kCpt / 4; ++x)
+            dst[x] = make_float4(o[4 * x], o[4 * x + 1], o[4 * x + 2], o[4 * x + 3]);
+        }
+      }
+      __syncwarp();  // q16 / qt are rewritten by the next segment
+    }
+  }
+}
+
+// Merges the partials of the segments that more than one warp held: grid (items, Hq), block D.
+template <typename T, int D>
+__global__ void KittyStreamMergeKernel(KittyGeometry geo, KittyAttentionBatch batch,
+                                       AttnTuning tune, StreamWs sw) {
+  const int i = blockIdx.x, hqi = blockIdx.y, d = threadIdx.x;
+  const int hkv = geo.num_kv_heads, g = geo.num_q_heads / hkv;
+  const int kvh = hqi / g, h = hqi % g;
+  const int C = sw.hdr[0], nw = sw.hdr[1];
+  const CostRange cr = StreamSegment(batch, tune, i);
+  const long long P =
+      static_cast<long long>(sw.q_prefix[i]) * hkv + static_cast<long long>(kvh) * cr.wt;
+  const int w0 = StreamOwner(P, C, nw), w1 = StreamOwner(P + cr.wt - cr.LastCost(), C, nw);
+  if (w0 == w1) return;                               // written by its warp
+  asm volatile("griddepcontrol.wait;" ::: "memory");  // the partials (programmatic launch)
+  const int s = i * hkv + kvh;
+  auto row = [&](int W) { return sw.partials + (static_cast<int64_t>(s + W) * g + h) * (D + 4); };
+  float M = -INFINITY;
+  for (int W = w0; W <= w1; ++W) M = fmaxf(M, row(W)[0]);
+  float L = 0.0f, O = 0.0f;
+  for (int W = w0; W <= w1; ++W) {
+    const float* r = row(W);
+    if (r[0] == -INFINITY) continue;
+    const float f = exp2f(r[0] - M);
+    L += f * r[1];
+    O += f * r[4 + d];
+  }
+  static_cast<T*>(batch.out)[(static_cast<int64_t>(i) * geo.num_q_heads + hqi) * D + d] =
+      FromF<T>(O / L);
+}
+
 size_t AttnSmemBytes(const KittyGeometry& g, int num_stages = 2) {
   const StageLayout lay = MakeStageLayout(g);
   const size_t qf = kG * (g.head_dim + kQPad);
@@ -767,6 +1112,12 @@ size_t AttnSmemBytes(const KittyGeometry& g, int num_stages = 2) {
       (g.quantized ? size_t{kWarps} * num_stages * lay.stage : 0) + kWarps * 128;  // + V2 rank maps
   const size_t merge = sizeof(float) * (kWarps * kG * g.head_dim + kWarps * kG * 2);
   return std::max(base + stages, sizeof(float) * qf + merge);
+}
+
+size_t StreamSmemBytes(const KittyGeometry& g) {
+  const StageLayout lay = MakeStageLayout(g);
+  return sizeof(__half) * kWarps * 2 * 4 * (g.head_dim + kQPad) +
+         sizeof(float) * kWarps * kG * kScStride + size_t{kWarps} * 2 * lay.stage + kWarps * 128;
 }
 
 // The V2 kernel's chunk costs (see AttnTuning; H200, docs/PERFORMANCE.md sixth pass). Quantized
@@ -785,6 +1136,48 @@ AttnTuning AttnTuningFor(bool quantized) {
   return quantized ? AttnTuning{24, 8, 8, 1} : AttnTuning{12, 12, 4, 1};
 }
 
+// Stream mode's unit costs: AttnTuningFor(true) with whole sink / tail chunks.
+AttnTuning StreamTuning() {
+  AttnTuning t = AttnTuningFor(true);
+  t.fp_parts = 1;
+  return t;
+}
+
+// Stream mode (KittySplitPlan::stream_ctas): plan kernel, the warps, the merge of the partials.
+template <typename T, int D, bool kSparse>
+cudaError_t LaunchStream(const KittyGeometry& g, const KittyAttentionBatch& b,
+                         const KittySplitPlan& plan, void* workspace, cudaStream_t stream) {
+  constexpr auto kKernel = KittyAttentionStreamKernel<T, D, kSparse>;
+  const size_t smem = StreamSmemBytes(g);
+  cudaError_t err = AllowDynamicSmem<kKernel>(smem);
+  if (err != cudaSuccess) return err;
+  const int nw_max = plan.stream_ctas * kWarps;
+  StreamWs sw = MakeStreamWs(workspace, b.num_items, nw_max);
+  const AttnTuning tune = StreamTuning();
+  if (plan.stream_plan != nullptr) {  // KittyStreamPlanInts, uploaded by the caller
+    const StreamWs h = MakeStreamWs(const_cast<int32_t*>(plan.stream_plan), b.num_items, nw_max);
+    sw.hdr = h.hdr;
+    sw.q_prefix = h.q_prefix;
+    sw.start_item = h.start_item;
+  } else {
+    KittyStreamPlanKernel<<<1, 1024, 0, stream>>>(b, tune, g.num_kv_heads, nw_max, sw);
+  }
+  kKernel<<<plan.stream_ctas, kWarps * 32, smem, stream>>>(g, b, tune, sw);
+  err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  // programmatic dependent launch: the merge CTAs start as the stream CTAs leave the SMs
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(b.num_items, g.num_q_heads);
+  cfg.blockDim = dim3(D);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, KittyStreamMergeKernel<T, D>, g, b, tune, sw);
+}
+
 template <typename T, int D, bool kQuant, bool kSparse>
 cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
                        const KittySplitPlan& plan, void* workspace, cudaStream_t stream,
@@ -800,6 +1193,11 @@ cudaError_t LaunchAttn(const KittyGeometry& g, const KittyAttentionBatch& b,
   if (kQuant && (g.k_idx_offset > 64 * D || g.k_head_bytes - g.k_idx_offset > 5 * D ||
                  g.v_meta_offset > 32 * D || g.v_head_bytes - g.v_meta_offset > 512)) {
     return cudaErrorInvalidValue;
+  }
+  if constexpr (kQuant) {
+    if (plan.stream_ctas > 0 && pack && gq.groups == nullptr) {
+      return LaunchStream<T, D, kSparse>(g, b, plan, workspace, stream);
+    }
   }
   const size_t smem = AttnSmemBytes(g, num_stages);
   const bool parts = pack && plan.fp_parts > 1;
@@ -899,7 +1297,47 @@ KittySplitPlan PlanKittyAttention(const KittyGeometry& g, int num_items, long lo
   p.workspace_bytes = p.num_splits == 1 ? 0
                                         : sizeof(float) * static_cast<size_t>(num_items) *
                                               g.num_q_heads * p.num_splits * (g.head_dim + 2);
+  // Stream mode (KittyAttentionStreamKernel) for Kitty pages with g <= 4 from 64 (item, kv
+  // head) pairs (H200: faster from 8x32K and 16x8K up, slower at 1x8K; docs/PERFORMANCE.md);
+  // KITTY_ATTN_STREAM=0 / 1 turns it off / on at every batch size (A/B, tests).
+  // The CTA plan above stays valid for the launches that cannot stream (query groups).
+  static const int stream_env = [] {  // -1: not set
+    const char* e = std::getenv("KITTY_ATTN_STREAM");
+    return e == nullptr ? -1 : std::atoi(e) != 0 ? 1 : 0;
+  }();
+  const bool can_stream = g.quantized && g.num_q_heads <= 4 * g.num_kv_heads;
+  if (can_stream && (stream_env >= 0 ? stream_env == 1 : ctas_per_split >= 64)) {
+    p.stream_ctas = static_cast<int>(2 * sms);
+    const int nw_max = p.stream_ctas * kWarps;
+    const size_t partials = sizeof(float) *
+                            (static_cast<size_t>(num_items) * g.num_kv_heads + nw_max) *
+                            (g.num_q_heads / g.num_kv_heads) * (g.head_dim + 4);
+    p.workspace_bytes = std::max(p.workspace_bytes, StreamIntsBytes(num_items, nw_max) + partials);
+  }
   return p;
+}
+
+std::vector<int32_t> KittyStreamPlanInts(const KittySplitPlan& plan, int num_kv_heads,
+                                         const KittyQueryItem* items, int num_items,
+                                         const KittySeqDesc* seqs) {
+  if (plan.stream_ctas <= 0 || num_items <= 0) return {};
+  const int nw_max = plan.stream_ctas * kWarps;
+  std::vector<int32_t> v(StreamIntsBytes(num_items, nw_max) / sizeof(int32_t), 0);
+  const StreamWs sw = MakeStreamWs(v.data(), num_items, nw_max);
+  const AttnTuning tune = StreamTuning();
+  sw.q_prefix[0] = 0;
+  for (int i = 0; i < num_items; ++i) {
+    const ItemChunks ch = CountChunks(seqs[items[i].seq], items[i]);
+    const UnitClasses u = MakeUnitClasses(ch, tune, 1);
+    sw.q_prefix[i + 1] = sw.q_prefix[i] + CostRange(u, 0, u.total).wt;
+  }
+  const int C = sw.q_prefix[num_items] * num_kv_heads;
+  const int nw = StreamPieces(num_items * num_kv_heads, C, StreamMaxCost(tune), nw_max);
+  sw.hdr[0] = C;
+  sw.hdr[1] = nw;
+  for (int W = 0; W < nw; ++W)
+    sw.start_item[W] = StreamItemAt(sw.q_prefix, num_items, num_kv_heads, StreamPos(W, C, nw));
+  return v;
 }
 
 cudaError_t LaunchKittyAttention(const KittyGeometry& g, KittyElem elem,

@@ -210,7 +210,7 @@ __device__ __forceinline__ SeqRows<T> MakeSeqRows(const KittyGeometry& geo,
 struct ItemChunks {
   int n_sink, n_pair, n_kv, n_tail_chunks, tail_rows, total;
 };
-__device__ __forceinline__ ItemChunks CountChunks(const KittySeqDesc& s, const KittyQueryItem& it) {
+__host__ __device__ inline ItemChunks CountChunks(const KittySeqDesc& s, const KittyQueryItem& it) {
   ItemChunks c;
   c.n_sink = s.sink_tokens > 0 ? 1 : 0;
   c.n_pair = s.num_v_pages;

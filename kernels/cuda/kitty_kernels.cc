@@ -127,6 +127,19 @@ absl::StatusOr<KittySplitPlan> MakeKittyAttentionPlan(const KvCacheSpec& spec, D
   return PlanKittyAttention(g, num_items, max_item_tokens, sms);
 }
 
+absl::StatusOr<std::vector<int32_t>> KittyStreamPlan(const KittySplitPlan& plan, int num_kv_heads,
+                                                     const std::vector<KittyQueryItem>& items,
+                                                     const std::vector<KittySeqDesc>& seqs) {
+  for (const KittyQueryItem& it : items) {
+    if (it.seq < 0 || it.seq >= static_cast<int>(seqs.size())) {
+      return absl::InvalidArgumentError(absl::StrCat("KittyStreamPlan: item seq ", it.seq,
+                                                     " out of range [0, ", seqs.size(), ")"));
+    }
+  }
+  return KittyStreamPlanInts(plan, num_kv_heads, items.data(), static_cast<int>(items.size()),
+                             seqs.data());
+}
+
 QueryPartition PartitionQueryItems(const std::vector<KittyQueryItem>& items, int g, int min_run) {
   g = std::max(g, 1);
   const int group_cap = std::max(1, 8 / g), tile_cap = std::max(1, kPrefillTileRows / g);

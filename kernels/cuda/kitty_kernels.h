@@ -23,6 +23,7 @@
 #define KITTY_KERNELS_CUDA_KITTY_KERNELS_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -55,6 +56,14 @@ absl::Status KittyPackV(const KvCacheSpec& spec, DType fp, const KittyPackJob* j
 absl::StatusOr<KittySplitPlan> MakeKittyAttentionPlan(const KvCacheSpec& spec, DType fp,
                                                       int num_q_heads, int num_items,
                                                       int64_t max_item_tokens);
+
+// Stream mode (plan.stream_ctas > 0, see KittySplitPlan): the piece table of one batch from
+// host copies of its items and the seqs they index; upload it and set plan.stream_plan to its
+// device copy (else every launch makes it with one more kernel). Empty when the plan does not
+// stream. Errors: an item's seq out of range.
+absl::StatusOr<std::vector<int32_t>> KittyStreamPlan(const KittySplitPlan& plan, int num_kv_heads,
+                                                     const std::vector<KittyQueryItem>& items,
+                                                     const std::vector<KittySeqDesc>& seqs);
 
 // Groups of at most max(1, 8 / g) consecutive items that are consecutive tokens of one
 // sequence's prefill chunk (same seq and new_offset, num_new + 1 each); decode items stay

@@ -9,6 +9,8 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 #include "kernels/cuda/kitty_params.h"
 
@@ -25,6 +27,12 @@ cudaError_t LaunchKittyPackV(const KittyGeometry& g, KittyElem elem, const Kitty
 
 KittySplitPlan PlanKittyAttention(const KittyGeometry& g, int num_items, long long max_item_tokens,
                                   int num_sms);
+
+// Stream mode (plan.stream_ctas > 0): the piece table of a batch (items[num_items] and the
+// seqs they index, host copies), for plan.stream_plan once uploaded.
+std::vector<int32_t> KittyStreamPlanInts(const KittySplitPlan& plan, int num_kv_heads,
+                                         const KittyQueryItem* items, int num_items,
+                                         const KittySeqDesc* seqs);
 
 // Fused attention (decode and prefill chunks). workspace: plan.workspace_bytes.
 cudaError_t LaunchKittyAttention(const KittyGeometry& g, KittyElem elem,

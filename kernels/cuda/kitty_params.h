@@ -131,6 +131,11 @@ struct KittySplitPlan {
   // The sink and the first tail chunk of an item are each cut into fp_parts units (tokens t
   // with t % 8 in [8 p / fp_parts, 8 (p + 1) / fp_parts)), every other chunk is one unit.
   int fp_parts = 1;
+  // > 0: launches without query groups run in stream mode on this many CTAs (kitty_attention.cu:
+  // each warp an equal-cost piece of the batch; partials merged by a second kernel).
+  int stream_ctas = 0;
+  // Optional, device memory: KittyStreamPlanInts of the batch (else one more kernel makes them).
+  const int32_t* stream_plan = nullptr;
 };
 // Upper bound on the work units of an item of at most max_item_tokens cached + new tokens:
 // its chunks (+ sink, + a tail split across a page boundary) and the extra parts.

@@ -592,6 +592,21 @@ TEST_F(KittyCudaTest, DecodeOddGroupsAndLongSplits) {
   }
 }
 
+// A decode batch of 8 kv heads x 10 sequences (80 pairs): stream mode by default (the CTA
+// kernel at KITTY_ATTN_STREAM=0); pieces span sequences of every length class.
+TEST_F(KittyCudaTest, DecodeStreamBatchMatchesCpuReference) {
+  uint32_t seed = 700;
+  for (KvCacheMode mode : {KvCacheMode::kKivi2, KvCacheMode::kKittyPro}) {
+    for (DType fp : {DType::kFloat16, DType::kBFloat16}) {
+      const AttnCase c{mode, fp, 128, 8, 4, {1, 33, 128, 129, 160, 289, 700, 1000, 2100, 4200}, 1};
+      AttnErr e;
+      RunAttention(c, seed++, &e);
+      if (HasFatalFailure()) return;
+      ReportCase(c, e);
+    }
+  }
+}
+
 TEST_F(KittyCudaTest, PrefillChunkMatchesCpuReference) {
   uint32_t seed = 900;
   for (DType fp : {DType::kFloat16, DType::kBFloat16}) {
@@ -802,14 +817,20 @@ TEST(KittyCudaApiTest, SplitPlanCoversEveryUnit) {
           EXPECT_GE(p.chunks_per_split, 1);
           EXPECT_GE(static_cast<long long>(p.chunks_per_split) * p.num_splits, units);
           EXPECT_LT(static_cast<long long>(p.chunks_per_split) * (p.num_splits - 1), units);
-          EXPECT_EQ(p.workspace_bytes == 0, p.num_splits == 1);
+          EXPECT_EQ(p.workspace_bytes == 0, p.num_splits == 1 && p.stream_ctas == 0);
+          if (p.stream_ctas > 0) {  // Kitty pages, g = 4: the partials of every warp fit
+            EXPECT_GE(p.workspace_bytes,
+                      sizeof(float) * (size_t{8} * items + 4 * p.stream_ctas) * 4 * (128 + 4));
+          }
         }
       }
     }
   }
   if (std::getenv("KITTY_ATTN_FP_PARTS") != nullptr ||
-      std::getenv("KITTY_ATTN_CTAS_PER_SM") != nullptr) {
-    GTEST_SKIP() << "the defaults are overridden by KITTY_ATTN_FP_PARTS / KITTY_ATTN_CTAS_PER_SM";
+      std::getenv("KITTY_ATTN_CTAS_PER_SM") != nullptr ||
+      std::getenv("KITTY_ATTN_STREAM") != nullptr) {
+    GTEST_SKIP() << "the defaults are overridden by KITTY_ATTN_FP_PARTS / KITTY_ATTN_CTAS_PER_SM"
+                    " / KITTY_ATTN_STREAM";
   }
   absl::StatusOr<KittyGeometry> pro =
       MakeKittyGeometry(Spec(KvCacheMode::kKittyPro, 128, 8), DType::kBFloat16, 32);
@@ -821,6 +842,63 @@ TEST(KittyCudaApiTest, SplitPlanCoversEveryUnit) {
   EXPECT_EQ(PlanKittyAttention(*pro, 8, 32768, 132).fp_parts, 1);    // 37
   EXPECT_EQ(PlanKittyAttention(*pro, 64, 8192, 132).num_splits, 1);  // the batch fills the SMs
   EXPECT_EQ(PlanKittyAttention(*fp, 8, 32768, 132).fp_parts, 4);     // auto: parts below 132
+  // stream mode: Kitty pages from 64 (item, kv head) pairs (8 kv heads x 8 items)
+  EXPECT_EQ(PlanKittyAttention(*pro, 8, 8192, 132).stream_ctas, 264);
+  EXPECT_EQ(PlanKittyAttention(*pro, 7, 8192, 132).stream_ctas, 0);
+  EXPECT_EQ(PlanKittyAttention(*fp, 300, 8192, 132).stream_ctas, 0);
+}
+
+// Stream mode's piece table (host only): ints [C, nc, -, -, Q[items + 1] (4-aligned),
+// start[...]]. Pieces are at least the largest unit cost (24) and each starts in its item.
+TEST(KittyCudaApiTest, StreamPlanCoversTheBatch) {
+  if (const char* e = std::getenv("KITTY_ATTN_STREAM"); e != nullptr && std::atoi(e) == 0) {
+    GTEST_SKIP() << "stream mode turned off by KITTY_ATTN_STREAM";
+  }
+  absl::StatusOr<KittyGeometry> pro =
+      MakeKittyGeometry(Spec(KvCacheMode::kKittyPro, 128, 8), DType::kBFloat16, 32);
+  ASSERT_TRUE(pro.ok()) << pro.status();
+  for (int n : {8, 64, 267, 600}) {
+    for (bool uniform : {true, false}) {
+      const KittySplitPlan plan = PlanKittyAttention(*pro, n, 8192, 132);
+      ASSERT_EQ(plan.stream_ctas, 264);
+      std::vector<KittySeqDesc> seqs(n);
+      std::vector<KittyQueryItem> items(n);
+      for (int i = 0; i < n; ++i) {
+        const int pages = uniform ? 31 : (i * 37) % 64;  // 4K tokens, or 0..63 pages
+        seqs[i] = {i, 32, pages, 100, pages, 60, 0, 0};
+        items[i] = {i, 1, i, 0};
+      }
+      absl::StatusOr<std::vector<int32_t> > v = KittyStreamPlan(plan, 8, items, seqs);
+      ASSERT_TRUE(v.ok()) << v.status();
+      SCOPED_TRACE(testing::Message() << n << (uniform ? " uniform" : " mixed"));
+      const int C = (*v)[0], nc = (*v)[1];
+      const int32_t* q = v->data() + 4;
+      const int32_t* start = q + (n + 1 + 3) / 4 * 4;
+      ASSERT_GE(nc, 1);
+      ASSERT_LE(nc, 4 * plan.stream_ctas);
+      EXPECT_EQ(q[0], 0);
+      for (int i = 0; i < n; ++i) EXPECT_GT(q[i + 1], q[i]);
+      EXPECT_EQ(C, q[n] * 8);
+      EXPECT_GE(C / nc, 24);
+      if (uniform && 8 * n <= 1056) EXPECT_EQ(nc % (8 * n), 0);  // whole pieces per segment
+      for (int w = 0; w < nc; ++w) {
+        const long long pos = (static_cast<long long>(w) * C + nc - 1) / nc;
+        const int i = start[w];
+        ASSERT_TRUE(i >= 0 && i < n);
+        EXPECT_LE(static_cast<long long>(q[i]) * 8, pos);
+        EXPECT_GT(static_cast<long long>(q[i + 1]) * 8, pos);
+      }
+    }
+  }
+  // not streaming: empty; an item of an unknown sequence: an error
+  const KittySplitPlan none = PlanKittyAttention(*pro, 4, 8192, 132);
+  std::vector<KittySeqDesc> seqs(1);
+  std::vector<KittyQueryItem> items(1);
+  EXPECT_TRUE(KittyStreamPlan(none, 8, items, seqs)->empty());
+  items[0].seq = 3;
+  EXPECT_EQ(
+      KittyStreamPlan(PlanKittyAttention(*pro, 64, 8192, 132), 8, items, seqs).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST(KittyCudaApiTest, RejectsBadShapes) {
