@@ -99,6 +99,16 @@ struct AttnV2 {
     float pm[4];          // sum p m per head (fragment layout: [0] head 2c4, [1] 2c4+1)
   };
 
+  // An empty online-softmax state (m = -inf, l = o = pm = 0).
+  static __device__ __forceinline__ void Reset(Warp& w) {
+    w.m[0] = w.m[1] = -INFINITY;
+    w.l[0] = w.l[1] = 0.0f;
+#pragma unroll
+    for (int m = 0; m < kMTiles; ++m) w.o[m][0] = w.o[m][1] = w.o[m][2] = w.o[m][3] = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) w.pm[k] = 0.0f;
+  }
+
   // Logit x[i][j] of a lane after Scores*: head slot Slot(j) (kPack: head c4; else heads 2c4,
   // 2c4+1), token row r or, if HiRow(j), r+8.
   static __device__ __forceinline__ int HeadBase(const Warp& w) { return kPack ? w.c4 : 2 * w.c4; }
@@ -710,13 +720,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
                                 : static_cast<int64_t>(first + h / g) * hq + kvh * g + h % g;
       uint4 x = make_uint4(0u, 0u, 0u, 0u);
       if (ok) x = *reinterpret_cast<const uint4*>(static_cast<const T*>(batch.q) + row * D + 8 * c);
-      const int qe = h * (D + kQPad) + 8 * c;
-      *reinterpret_cast<uint4*>(qt + qe) = x;
-      const T* xe = reinterpret_cast<const T*>(&x);
-      uint32_t hh[4];
-#pragma unroll
-      for (int k = 0; k < 4; ++k) hh[k] = PackHalf2(ToF(xe[2 * k]), ToF(xe[2 * k + 1]));
-      *reinterpret_cast<uint4*>(q16 + qe) = make_uint4(hh[0], hh[1], hh[2], hh[3]);
+      StoreQ8<T>(x, qt, q16, h * (D + kQPad) + 8 * c);
     }
   }
   __syncthreads();
@@ -725,13 +729,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   w.lane = threadIdx.x & 31;
   w.r = w.lane >> 2;
   w.c4 = w.lane & 3;
-  w.m[0] = w.m[1] = -INFINITY;
-  w.l[0] = w.l[1] = 0.0f;
   for (int e = w.lane; e < kG * kScStride; e += 32) sc[e] = 0.0f;  // rows >= g stay p = 0
-#pragma unroll
-  for (int m = 0; m < K::kMTiles; ++m) w.o[m][0] = w.o[m][1] = w.o[m][2] = w.o[m][3] = 0.0f;
-#pragma unroll
-  for (int k = 0; k < 4; ++k) w.pm[k] = 0.0f;
+  K::Reset(w);
 
   const ItemChunks ch = CountChunks(seq, item);
   const int c_begin = split * chunks_per_split;
@@ -1009,21 +1008,10 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
           const int64_t row = static_cast<int64_t>(i) * hq + kvh * g + h;
           x = *reinterpret_cast<const uint4*>(static_cast<const T*>(batch.q) + row * D + 8 * c);
         }
-        const int qe = h * (D + kQPad) + 8 * c;
-        *reinterpret_cast<uint4*>(qt + qe) = x;
-        const T* xe = reinterpret_cast<const T*>(&x);
-        uint32_t hh[4];
-#pragma unroll
-        for (int k = 0; k < 4; ++k) hh[k] = PackHalf2(ToF(xe[2 * k]), ToF(xe[2 * k + 1]));
-        *reinterpret_cast<uint4*>(q16 + qe) = make_uint4(hh[0], hh[1], hh[2], hh[3]);
+        StoreQ8<T>(x, qt, q16, h * (D + kQPad) + 8 * c);
       }
       __syncwarp();
-      w.m[0] = w.m[1] = -INFINITY;
-      w.l[0] = w.l[1] = 0.0f;
-#pragma unroll
-      for (int m = 0; m < K::kMTiles; ++m) w.o[m][0] = w.o[m][1] = w.o[m][2] = w.o[m][3] = 0.0f;
-#pragma unroll
-      for (int k = 0; k < 4; ++k) w.pm[k] = 0.0f;
+      K::Reset(w);
       RunUnits<T, D, true, kSparse, 2, true, false>(w, geo, batch, lay, seq, item, ch, u, 1, kvh,
                                                     kNoLim, q16, qt, sc, stages, inv, sl2, u0, u1);
       // Lane (r, c4): heads 2 c4, 2 c4 + 1 (o columns), channels kCpt r + e; the max and the

@@ -240,6 +240,17 @@ __global__ void KittyMergeKernel(const float* __restrict__ ws, int num_splits, v
   static_cast<T*>(out)[head * D + d] = FromF<T>(O / L);
 }
 
+// Eight q channels x (a 16-byte vector of T) to qt + qe as they are and to q16 + qe as fp16.
+template <typename T>
+__device__ __forceinline__ void StoreQ8(const uint4& x, T* qt, __half* q16, int qe) {
+  *reinterpret_cast<uint4*>(qt + qe) = x;
+  const T* xe = reinterpret_cast<const T*>(&x);
+  uint32_t hh[4];
+#pragma unroll
+  for (int k = 0; k < 4; ++k) hh[k] = PackHalf2(ToF(xe[2 * k]), ToF(xe[2 * k + 1]));
+  *reinterpret_cast<uint4*>(q16 + qe) = make_uint4(hh[0], hh[1], hh[2], hh[3]);
+}
+
 // Code extraction into fp16 SUBNORMALS: (x & (3 << 2j)) per 16-bit half keeps code bits
 // 2j..2j+1 inside the mantissa (bits 0-9) with a zero exponent, so the half is exactly
 // c * 4^j * 2^-24 (tensor cores take fp16 subnormals as they are). No "1 +" offset: one AND per
