@@ -32,6 +32,14 @@ absl::Status ValidateSamplingParams(const SamplingParams& p, int32_t vocab_size)
   }
   if (p.n < 1 || p.n > 64) return bad("sampling_params.n must be in [1, 64]");
   if (p.logprobs < 0 || p.logprobs > 20) return bad("sampling_params.logprobs must be in [0, 20]");
+  if (p.stop_token_ids.size() > kMaxStopTokenIds) {
+    return bad(absl::StrFormat("sampling_params.stop_token_ids: %d ids, at most %d",
+                               p.stop_token_ids.size(), kMaxStopTokenIds));
+  }
+  if (p.stop.size() > kMaxStopStrings) {
+    return bad(absl::StrFormat("sampling_params.stop: %d strings, at most %d", p.stop.size(),
+                               kMaxStopStrings));
+  }
   for (int32_t id : p.stop_token_ids) {
     if (id < 0 || id >= vocab_size) {
       return bad(
@@ -40,12 +48,19 @@ absl::Status ValidateSamplingParams(const SamplingParams& p, int32_t vocab_size)
   }
   for (const std::string& s : p.stop) {
     if (s.empty()) return bad("sampling_params.stop must not contain empty strings");
+    if (s.size() > kMaxStopStringBytes) {
+      return bad(absl::StrFormat("sampling_params.stop: a string of %d bytes, at most %d", s.size(),
+                                 kMaxStopStringBytes));
+    }
   }
   return absl::OkStatus();
 }
 
 Sampler::Sampler(const SamplingParams& params, uint64_t fallback_seed)
-    : params_(params), rng_(params.seed.value_or(fallback_seed)) {}
+    : params_(params), rng_(params.seed.value_or(fallback_seed)) {
+  // Host and device rows then agree on "greedy" as exactly 0 (and draw no uniform for it).
+  if (params_.temperature < kGreedyTemperature) params_.temperature = 0.0f;
+}
 
 SampleResult Sampler::Sample(absl::Span<const float> logits_in, absl::Span<const int32_t> prompt,
                              absl::Span<const int32_t> output) {

@@ -19,10 +19,19 @@
 
 namespace kitty::runtime {
 
+// Temperatures below this sample greedily (vLLM's _SAMPLING_EPS): 1 / T of a tinier one
+// overflows the scaled logits to inf and the softmax to NaN.
+inline constexpr float kGreedyTemperature = 1e-5f;
+// Bounds on a request's stop conditions, so that one request cannot make every token of every
+// sequence scan megabytes (each of the n outputs holds a copy of the parameters).
+inline constexpr size_t kMaxStopStrings = 64;
+inline constexpr size_t kMaxStopStringBytes = 1024;
+inline constexpr size_t kMaxStopTokenIds = 1024;
+
 struct SamplingParams {
   int32_t max_tokens = 16;
   int32_t min_tokens = 0;
-  float temperature = 1.0f;  // 0 = greedy
+  float temperature = 1.0f;  // < kGreedyTemperature (0) = greedy
   float top_p = 1.0f;
   int32_t top_k = 0;  // 0 or -1 = off
   float min_p = 0.0f;
