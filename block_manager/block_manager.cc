@@ -45,6 +45,17 @@ absl::StatusOr<BlockManagerConfig> SizeBlockManager(int64_t budget_bytes, int32_
   return out;
 }
 
+int32_t MaxSequenceTokens(const BlockManagerConfig& config) {
+  if (config.num_sink_blocks <= 0 || config.num_tail_slots <= 0) return 0;
+  const int64_t S = config.sink_tokens, P = config.page_tokens, W = config.v_window_tokens;
+  // K page i seals at token S + P (i + 1), V page i at S + W + P (i + 1) (PlanAppend): the
+  // last token before page num_k_pages (num_v_pages) would seal.
+  const int64_t k_limit = S + P * (int64_t{config.num_k_pages} + 1) - 1;
+  const int64_t v_limit = S + W + P * (int64_t{config.num_v_pages} + 1) - 1;
+  return static_cast<int32_t>(
+      std::min<int64_t>({k_limit, v_limit, std::numeric_limits<int32_t>::max()}));
+}
+
 AppendPlan PlanAppend(const SeqKvCounters& counters, int32_t num_new_tokens,
                       const BlockManagerConfig& config) {
   KITTY_CHECK_GE(num_new_tokens, 0);

@@ -84,6 +84,12 @@ absl::StatusOr<BlockManagerConfig> SizeBlockManager(int64_t budget_bytes, int32_
                                                     const BlockManagerConfig& unit_sizes,
                                                     int32_t pages_per_seq = 1);
 
+// The most tokens one sequence can hold with the whole cache to itself: the K pages (and V
+// pages, W tokens behind) of `config` plus what its sink and tails hold before the next page
+// would seal. The engine caps the context (max_model_len) with it, so that a request never
+// needs more KV memory than exists. 0 when the config has no sequence slot.
+int32_t MaxSequenceTokens(const BlockManagerConfig& config);
+
 // The per-sequence counters of KITTY.md §1.2, identical in every layer.
 struct SeqKvCounters {
   int32_t sink_tokens = 0;    // [0, S]

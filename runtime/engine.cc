@@ -29,6 +29,26 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 
 constexpr int64_t kDefaultCpuKvBytes = int64_t{512} << 20;
 
+// The sizes and limits of `c` that no engine can run with, named by their flags.
+absl::Status ValidateEngineConfig(const EngineConfig& c) {
+  auto at_least = [](const char* flag, int64_t v, int64_t min) -> absl::Status {
+    if (v >= min) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(flag, " must be at least ", min, ", got ", v));
+  };
+  RETURN_IF_ERROR(at_least("--max-num-seqs", c.max_num_seqs, 1));
+  RETURN_IF_ERROR(at_least("--max-num-batched-tokens", c.max_num_batched_tokens, 1));
+  RETURN_IF_ERROR(at_least("--kv-cache-memory (bytes; 0: by device)", c.kv_cache_memory_bytes, 0));
+  RETURN_IF_ERROR(at_least("--max-model-len (0: the model's context)", c.max_model_len, 0));
+  RETURN_IF_ERROR(at_least("--max-queued-requests", c.max_queued_requests, 0));
+  RETURN_IF_ERROR(at_least("--cuda-graph-max-batch", c.cuda_graph_max_batch, 0));
+  RETURN_IF_ERROR(at_least("expected tokens per sequence", c.expected_tokens_per_seq, 0));
+  if (!(c.gpu_memory_utilization > 0 && c.gpu_memory_utilization <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--gpu-memory-utilization must be in (0, 1], got ", c.gpu_memory_utilization));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // ---- per-request state (engine thread only) ---------------------------------------------------
@@ -127,6 +147,7 @@ class Engine::Impl {
   kernels::KvCacheSpec spec_;
   CacheInfo cache_info_;
   int32_t max_model_len_ = 0;
+  bool context_capped_by_kv_ = false;  // max_model_len_ is what one sequence fits in the cache
   std::vector<int32_t> eos_ids_;
 
   // Engine-thread state.
@@ -160,6 +181,7 @@ class Engine::Impl {
 
 absl::Status Engine::Impl::Init() {
   const models::ModelConfig& mc = model_->config;
+  RETURN_IF_ERROR(ValidateEngineConfig(config_));
   if (config_.sampling_device != "auto" && config_.sampling_device != "host") {
     return absl::InvalidArgumentError(absl::StrCat("--sampling-device must be auto or host, got '",
                                                    config_.sampling_device, "'"));
@@ -214,6 +236,24 @@ absl::Status Engine::Impl::Init() {
       block_manager::SizeBlockManager(budget, config_.max_num_seqs, units, pages_per_seq));
   RETURN_IF_ERROR(runner_->AllocateKv(
       spec_, {bmc.num_k_pages, bmc.num_v_pages, bmc.num_sink_blocks, bmc.num_tail_slots}));
+  // A request must never need more KV memory than exists (it could only be aborted): as vLLM,
+  // an explicit --max-model-len beyond what one sequence can hold is an error; the model's own
+  // context is capped with a warning. +1: the last generated token's K/V is never written.
+  const int64_t kv_len = int64_t{block_manager::MaxSequenceTokens(bmc)} + 1;
+  if (kv_len < max_model_len_) {
+    if (config_.max_model_len > 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--max-model-len %d exceeds the %d tokens one sequence can hold in the KV cache "
+          "(%d bytes); raise --kv-cache-memory or lower --max-model-len",
+          max_model_len_, kv_len, budget));
+    }
+    spdlog::warn(
+        "the KV cache ({} bytes) holds {} tokens of one sequence, less than the model's context "
+        "of {}: max_model_len is {} (raise --kv-cache-memory for more)",
+        budget, kv_len, max_model_len_, kv_len);
+    max_model_len_ = static_cast<int32_t>(kv_len);
+    context_capped_by_kv_ = true;
+  }
   bm_ = std::make_unique<block_manager::BlockManager>(bmc);
   scheduler::SchedulerConfig sc;
   sc.max_num_seqs = config_.max_num_seqs;
@@ -268,15 +308,11 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::Impl::AddRequest(Request 
     }
   }
   if (n >= max_model_len_) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("prompt: %d tokens do not fit the model context of %d tokens (the prompt "
-                        "must leave room for at least one generated token)",
-                        n, max_model_len_));
-  }
-  if (n + 1 > cache_info_.capacity_tokens) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "prompt: %d tokens can never fit the KV cache of %d tokens (raise --kv-cache-memory)", n,
-        cache_info_.capacity_tokens));
+        "prompt: %d tokens do not fit the context of %d tokens (max_model_len%s; the prompt must "
+        "leave room for at least one generated token)",
+        n, max_model_len_,
+        context_capped_by_kv_ ? ", capped by the KV cache: raise --kv-cache-memory" : ""));
   }
   RETURN_IF_ERROR(ValidateSamplingParams(req.params, V));
   auto state = std::make_unique<RequestState>();
@@ -495,19 +531,19 @@ bool Engine::Impl::Step() {
 
   if (out.empty()) {
     if (scheduler_->num_running() == 0 && scheduler_->num_waiting() > 0) {
-      // Nothing can be admitted and nothing runs: the head request can never fit.
-      for (auto& [id, r] : requests_) {
-        for (OutputState& o : r->outputs) {
-          if (o.finish_reason.empty() && scheduler_->Find(o.seq) != nullptr &&
-              scheduler_->Find(o.seq)->status == scheduler::SequenceStatus::kWaiting) {
-            spdlog::warn("request {}: does not fit the KV cache; aborting", id);
-            FinishOutput(*r, o, "abort");
-            EmitDelta(*r, o, delta_for(r.get()), true);
-            CompleteRequest(*r, delta_for(r.get()));
-            break;
-          }
-        }
-        if (!deltas_.empty()) break;
+      // Nothing can be admitted and nothing runs: the head of the queue, which admission
+      // waits for, can never fit (max_model_len keeps one sequence within the cache, so this
+      // is a safety net). Abort that one, not whichever request the map yields first.
+      const std::optional<SeqId> head = scheduler_->NextWaiting();
+      auto owner = head.has_value() ? seq_owner_.find(*head) : seq_owner_.end();
+      if (owner != seq_owner_.end()) {
+        RequestState& r = *owner->second.first;
+        OutputState& o = r.outputs[owner->second.second];
+        spdlog::warn("request {}: output {} does not fit the KV cache; aborting", r.req.request_id,
+                     o.index);
+        FinishOutput(r, o, "abort");
+        EmitDelta(r, o, delta_for(&r), true);
+        CompleteRequest(r, delta_for(&r));
       }
     }
   } else {

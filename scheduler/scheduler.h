@@ -90,6 +90,10 @@ class Scheduler {
   void OnStepComputed(const SchedulerOutput& out);
 
   const Sequence* Find(SeqId id) const;
+  // The waiting sequence admission tries next (the most important), if any.
+  std::optional<SeqId> NextWaiting() const {
+    return waiting_.empty() ? std::nullopt : std::optional<SeqId>(waiting_.front());
+  }
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
   int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
   int64_t num_preemptions() const { return num_preemptions_; }

@@ -482,6 +482,23 @@ TEST(SizeBlockManagerTest, ReservesSequenceSlotsThenFillsPages) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unit sizes")));
 }
 
+// MaxSequenceTokens against the block manager itself: one sequence alone appends token by
+// token until AppendTokens refuses; that count is the bound (Kitty window and mode auto).
+TEST(MaxSequenceTokensTest, IsWhereAppendingAloneFirstFails) {
+  for (int32_t window : {128, 0}) {
+    for (int32_t pages : {1, 2, 5}) {
+      const BlockManagerConfig c = Config(pages, 2, window);
+      BlockManager bm(c);
+      ASSERT_TRUE(bm.AllocateSequence(kA, {}, "").has_value());
+      int32_t held = 0;
+      while (bm.AppendTokens(kA, {held}).has_value()) ++held;
+      EXPECT_EQ(MaxSequenceTokens(c), held) << "W " << window << ", " << pages << " pages";
+      bm.CheckInvariants();
+    }
+  }
+  EXPECT_EQ(MaxSequenceTokens(Config(10, 0)), 0);
+}
+
 TEST(BlockManagerDeathTest, MisuseCrashesNamingTheBug) {
   BlockManager bm(Config(2, 2));
   ASSERT_TRUE(bm.AllocateSequence(kA, {}, "").has_value());

@@ -3,7 +3,9 @@
 // stop strings across token boundaries, n > 1.
 #include "runtime/engine.h"
 
+#include <cmath>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -177,6 +179,21 @@ TEST(EngineTest, SeededSamplingIsReproducibleAcrossBatches) {
   EXPECT_EQ(outs[7].outputs[0].token_ids, alone.outputs[0].token_ids);
 }
 
+// 1 / T of a denormal temperature is inf: such requests are greedy (vLLM's epsilon), not noise.
+TEST(EngineTest, TinyTemperaturesAreGreedy) {
+  std::unique_ptr<Engine> e = MakeEngine("kitty-pro");
+  const std::vector<int32_t> prompt = Prompts(1, 40)[0];
+  const RequestOutput greedy = RunOne(*e, Greedy(prompt, 24));
+  for (float t : {1e-40f, 1e-38f, 1e-20f, 1e-6f}) {
+    Request r = Greedy(prompt, 24);
+    r.params.temperature = t;
+    r.params.logprobs = 2;
+    const RequestOutput o = RunOne(*e, r);
+    EXPECT_EQ(o.outputs[0].token_ids, greedy.outputs[0].token_ids) << "temperature " << t;
+    for (const SampleResult& s : o.outputs[0].logprobs) EXPECT_TRUE(std::isfinite(s.logprob));
+  }
+}
+
 TEST(EngineTest, StopStringAcrossTokensIsCaughtAndNotEmitted) {
   std::unique_ptr<Engine> e = MakeEngine("auto");
   const std::vector<int32_t> prompt = Stories()->tokenizer->Encode("Once upon a time", true);
@@ -243,9 +260,85 @@ TEST(EngineTest, BadRequestsAreRejectedWithTheField) {
   EXPECT_THAT(e->AddRequest(bad_p).status(),
               ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
                                          ::testing::HasSubstr("top_p")));
+  Request many_ids = Greedy({1, 2, 3}, 4);
+  many_ids.params.stop_token_ids.assign(kMaxStopTokenIds + 1, 3);
+  EXPECT_THAT(e->AddRequest(many_ids).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::HasSubstr("stop_token_ids")));
+  Request long_stop = Greedy({1, 2, 3}, 4);
+  long_stop.params.stop = {std::string(kMaxStopStringBytes + 1, 'a')};
+  EXPECT_THAT(e->AddRequest(long_stop).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::HasSubstr("sampling_params.stop")));
+  Request many_stops = Greedy({1, 2, 3}, 4);
+  many_stops.params.stop.assign(kMaxStopStrings + 1, "ab");
+  EXPECT_THAT(e->AddRequest(many_stops).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::HasSubstr("sampling_params.stop")));
   e->StartDrain();
   EXPECT_THAT(e->AddRequest(Greedy({1, 2}, 2)).status(),
               ::kitty::testing::StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
+}
+
+// A cache that holds less than the model's context (512) for one sequence caps max_model_len,
+// so a request asking for more than fits ends with "length" instead of being aborted, and a
+// request behind it is not the one that pays (it was aborted in its place before).
+TEST(EngineTest, ContextIsCappedByTheKvCacheSoNoRequestIsAborted) {
+  std::unique_ptr<Engine> e = MakeEngine("auto", 800'000, 512, 2);
+  const int32_t len = e->cache_info().max_model_len;
+  ASSERT_LT(len, Stories()->config.max_position_embeddings);
+  ASSERT_GT(len, 320);
+  for (int trial = 0; trial < 3; ++trial) {
+    Request big = Greedy(std::vector<int32_t>(300, 7), 1000);
+    big.request_id = "big" + std::to_string(trial);
+    Request small = Greedy(std::vector<int32_t>(300, 8), 20);
+    small.request_id = "small" + std::to_string(trial);
+    std::shared_ptr<RequestStream> a = *e->AddRequest(big);
+    std::shared_ptr<RequestStream> b = *e->AddRequest(small);
+    const RequestOutput oa = a->WaitFinished(), ob = b->WaitFinished();
+    EXPECT_EQ(oa.outputs[0].finish_reason, "length");
+    EXPECT_EQ(oa.usage.completion_tokens, len - 300);
+    EXPECT_EQ(ob.outputs[0].finish_reason, "length");
+    EXPECT_EQ(ob.usage.completion_tokens, 20);
+  }
+  ASSERT_TRUE(e->WaitIdle(absl::Seconds(10)));
+  EXPECT_EQ(e->GetStats().pages_used, 0);
+  EXPECT_THAT(e->AddRequest(Greedy(std::vector<int32_t>(len, 5), 4)).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::HasSubstr("--kv-cache-memory")));
+}
+
+TEST(EngineTest, MaxModelLenBeyondTheKvCacheIsRejected) {
+  EngineConfig c;
+  c.kv_cache_dtype = "auto";
+  c.kv_cache_memory_bytes = 800'000;
+  c.max_num_seqs = 2;
+  c.max_model_len = 500;
+  EXPECT_THAT(Engine::Create(c, Stories()).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::HasSubstr("--max-model-len 500 exceeds")));
+}
+
+TEST(EngineTest, ImpossibleSizesAreRejectedNamingTheFlag) {
+  const std::vector<std::pair<std::function<void(EngineConfig&)>, std::string>> cases = {
+      {[](EngineConfig& c) { c.max_num_seqs = 0; }, "--max-num-seqs"},
+      {[](EngineConfig& c) { c.max_num_batched_tokens = 0; }, "--max-num-batched-tokens"},
+      {[](EngineConfig& c) { c.max_num_batched_tokens = -1; }, "--max-num-batched-tokens"},
+      {[](EngineConfig& c) { c.kv_cache_memory_bytes = -100; }, "--kv-cache-memory"},
+      {[](EngineConfig& c) { c.max_model_len = -5; }, "--max-model-len"},
+      {[](EngineConfig& c) { c.max_queued_requests = -300; }, "--max-queued-requests"},
+      {[](EngineConfig& c) { c.gpu_memory_utilization = 0; }, "--gpu-memory-utilization"},
+      {[](EngineConfig& c) { c.gpu_memory_utilization = std::nan(""); },
+       "--gpu-memory-utilization"},
+  };
+  for (const auto& [set, flag] : cases) {
+    EngineConfig c;
+    c.kv_cache_memory_bytes = int64_t{64} << 20;
+    set(c);
+    EXPECT_THAT(
+        Engine::Create(c, Stories()).status(),
+        ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr(flag)));
+  }
 }
 
 TEST(EngineTest, NegativeCudaGraphMaxBatchIsRejected) {
