@@ -5,9 +5,9 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -19,18 +19,6 @@ namespace kitty::runtime {
 namespace {
 
 constexpr size_t kMaxHeaderBytes = 16 * 1024;
-constexpr int kIoTimeoutS = 5;
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -76,7 +64,8 @@ absl::Status HttpServer::Start(const std::string& host, int port) {
   }
   std::string last_error = "no address";
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    const int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) {
       last_error = std::strerror(errno);
       continue;
@@ -122,45 +111,120 @@ void HttpServer::Stop() {
   listen_fd_ = wake_fd_ = -1;
 }
 
-void HttpServer::Loop() {
-  while (true) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    const int n = ::poll(fds, 2, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (fds[1].revents != 0) return;
-    if ((fds[0].revents & POLLIN) == 0) continue;
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    Serve(fd);
-    ::close(fd);
-  }
+namespace {
+
+// One client connection of the poll loop.
+struct Connection {
+  int fd = -1;
+  std::string in;       // request bytes so far
+  std::string out;      // the response, once decided
+  size_t out_sent = 0;  // bytes of `out` written
+  bool answered = false;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+// End of the request headers in `in`, or npos.
+size_t HeaderEnd(const std::string& in) {
+  const size_t crlf = in.find("\r\n\r\n");
+  return crlf != std::string::npos ? crlf : in.find("\n\n");
 }
 
-void HttpServer::Serve(int fd) {
-  timeval tv{kIoTimeoutS, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}  // namespace
 
-  std::string request;
-  size_t header_end = std::string::npos;
-  char buf[4096];
-  while (header_end == std::string::npos) {
-    if (request.size() > kMaxHeaderBytes) break;
-    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    request.append(buf, static_cast<size_t>(n));
-    header_end = request.find("\r\n\r\n");
-    if (header_end == std::string::npos) header_end = request.find("\n\n");
+void HttpServer::Loop() {
+  using Clock = std::chrono::steady_clock;
+  std::vector<Connection> conns;
+  auto close_conn = [](Connection& c) {
+    ::close(c.fd);
+    c.fd = -1;
+  };
+  auto answer = [this](Connection& c, bool complete) {
+    c.out = Respond(c.in, complete);
+    c.answered = true;
+  };
+  while (true) {
+    std::vector<pollfd> fds = {{wake_fd_, POLLIN, 0}};
+    const bool accepting = conns.size() < kMaxConnections;
+    if (accepting) fds.push_back({listen_fd_, POLLIN, 0});
+    const size_t first_conn = fds.size();
+    Clock::time_point next_deadline = Clock::time_point::max();
+    for (const Connection& c : conns) {
+      fds.push_back({c.fd, static_cast<short>(c.answered ? POLLOUT : POLLIN), 0});
+      next_deadline = std::min(next_deadline, c.deadline);
+    }
+    int timeout_ms = -1;
+    if (!conns.empty()) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(next_deadline - Clock::now());
+      timeout_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
+    }
+    const int n = ::poll(fds.data(), fds.size(), timeout_ms);
+    if (n < 0 && errno != EINTR) break;
+    if (n > 0 && fds[0].revents != 0) break;  // Stop()
+
+    for (size_t i = 0; n > 0 && i < conns.size(); ++i) {
+      Connection& c = conns[i];
+      const short ev = fds[first_conn + i].revents;
+      if (ev == 0) continue;
+      if (!c.answered) {
+        char buf[4096];
+        bool eof = false;
+        while (true) {
+          const ssize_t got = ::recv(c.fd, buf, sizeof(buf), MSG_DONTWAIT);
+          if (got > 0) {
+            c.in.append(buf, static_cast<size_t>(got));
+            if (c.in.size() > kMaxHeaderBytes) break;
+            continue;
+          }
+          if (got < 0 && errno == EINTR) continue;
+          eof = got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+          break;
+        }
+        if (HeaderEnd(c.in) != std::string::npos) {
+          answer(c, true);
+        } else if (c.in.size() > kMaxHeaderBytes || eof) {
+          if (c.in.empty()) {  // the peer went away without a request
+            close_conn(c);
+            continue;
+          }
+          answer(c, false);
+        }
+      }
+      if (c.answered) {  // just answered (the socket is most likely writable), or POLLOUT
+        while (c.out_sent < c.out.size()) {
+          const ssize_t put = ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent,
+                                     MSG_NOSIGNAL | MSG_DONTWAIT);
+          if (put < 0 && errno == EINTR) continue;
+          if (put <= 0) break;
+          c.out_sent += static_cast<size_t>(put);
+        }
+        const bool failed = (ev & POLLERR) != 0;
+        if (c.out_sent == c.out.size() || failed) {
+          ::shutdown(c.fd, SHUT_WR);
+          close_conn(c);
+        }
+      }
+    }
+    const Clock::time_point now = Clock::now();
+    for (Connection& c : conns) {
+      if (c.fd >= 0 && now >= c.deadline) close_conn(c);  // too slow in all: give up on it
+    }
+    std::erase_if(conns, [](const Connection& c) { return c.fd < 0; });
+
+    if (accepting && n > 0 && (fds[1].revents & POLLIN) != 0) {
+      while (conns.size() < kMaxConnections) {
+        const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) break;
+        conns.push_back(Connection{fd, {}, {}, 0, false, Clock::now() + kIoTimeout});
+      }
+    }
   }
+  for (Connection& c : conns) close_conn(c);
+}
 
+std::string HttpServer::Respond(const std::string& request, bool complete) const {
   Response resp;
   std::string method;
-  if (header_end == std::string::npos) {
-    if (request.empty()) return;  // the peer went away without a request
+  if (!complete) {
     resp.status = request.size() > kMaxHeaderBytes ? 431 : 400;
     resp.body = "malformed request\n";
   } else {
@@ -184,7 +248,6 @@ void HttpServer::Serve(int fd) {
       }
     }
   }
-
   std::string out =
       absl::StrCat("HTTP/1.1 ", resp.status, " ", HttpReasonPhrase(resp.status),
                    "\r\nContent-Type: ", resp.content_type,
@@ -192,8 +255,7 @@ void HttpServer::Serve(int fd) {
   if (resp.status == 405) out += "Allow: GET, HEAD\r\n";
   out += "\r\n";
   if (method != "HEAD") out += resp.body;
-  WriteAll(fd, out);
-  ::shutdown(fd, SHUT_WR);
+  return out;
 }
 
 }  // namespace kitty::runtime

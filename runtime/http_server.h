@@ -2,18 +2,22 @@
 // -----------------------------------------------------------------------------
 // A minimal HTTP/1.1 server for kitty-serve's `/metrics` and `/health`: GET and HEAD on exact
 // paths (the query string is ignored), one response per connection (`Connection: close`), one
-// thread that accepts and answers connections in turn. Enough for Prometheus scrapes and
-// Kubernetes probes; not a general web server (no keep-alive, no chunked bodies, no TLS).
+// thread that polls every connection without blocking on any, so a client that sends slowly or
+// not at all delays nobody else; each connection gets kIoTimeout in all (request and response)
+// and at most kMaxConnections are open at once (more wait in the listen backlog). Enough for
+// Prometheus scrapes and Kubernetes probes; not a general web server (no keep-alive, no chunked
+// bodies, no TLS).
 //
 // Why our own (DESIGN.md §8)? prometheus-cpp's exposer is not packaged in Debian 12 and the two
 // endpoints need a few dozen lines of sockets, not a web framework.
 //
 // Thread safety: Handle() before Start(); Start() and Stop() from one controlling thread.
 // Handlers run on the server thread, one at a time; they must not block for long (a slow
-// handler delays the next request, and each connection has a 5 s I/O timeout).
+// handler delays every other connection).
 #ifndef KITTY_RUNTIME_HTTP_SERVER_H_
 #define KITTY_RUNTIME_HTTP_SERVER_H_
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
@@ -31,6 +35,8 @@ class HttpServer {
     std::string body;
   };
   using Handler = std::function<Response()>;
+  static constexpr std::chrono::seconds kIoTimeout{5};
+  static constexpr size_t kMaxConnections = 64;
 
   HttpServer() = default;
   ~HttpServer();  // Stop()s
@@ -50,7 +56,9 @@ class HttpServer {
 
  private:
   void Loop();
-  void Serve(int fd);
+  // The whole response (status line, headers, body) to the bytes a client sent; `complete` says
+  // whether they hold the end of the headers (else the client stopped early or sent too much).
+  std::string Respond(const std::string& request, bool complete) const;
 
   std::map<std::string, Handler> handlers_;
   int listen_fd_ = -1;

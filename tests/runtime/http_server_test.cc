@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,8 +21,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-// Sends `raw` to 127.0.0.1:port and returns everything the server answers until it closes.
-std::string RoundTrip(int port, const std::string& raw) {
+// A connected socket to 127.0.0.1:port (or -1); the caller closes it.
+int Connect(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -29,8 +30,15 @@ std::string RoundTrip(int port, const std::string& raw) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     ::close(fd);
-    return "connect failed";
+    return -1;
   }
+  return fd;
+}
+
+// Sends `raw` to 127.0.0.1:port and returns everything the server answers until it closes.
+std::string RoundTrip(int port, const std::string& raw) {
+  const int fd = Connect(port);
+  if (fd < 0) return "connect failed";
   size_t off = 0;
   while (off < raw.size()) {
     const ssize_t n = ::send(fd, raw.data() + off, raw.size() - off, MSG_NOSIGNAL);
@@ -130,6 +138,39 @@ TEST_F(HttpServerTest, ServesManyClientsInTurn) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 80);
+}
+
+// Kubernetes probes must not wait behind a client that connected and sends slowly or nothing
+// (one such client held the old one-connection-at-a-time server for its whole 5 s timeout).
+TEST_F(HttpServerTest, SilentAndSlowClientsDelayNobody) {
+  std::vector<int> idle;
+  for (int i = 0; i < 4; ++i) idle.push_back(Connect(server_.port()));
+  const int slow = Connect(server_.port());
+  ASSERT_EQ(::send(slow, "GET /met", 8, MSG_NOSIGNAL), 8);
+  // The probe gives up after 2 s, well inside the silent clients' 5 s deadline.
+  const int probe = Connect(server_.port());
+  timeval tv{2, 0};
+  ::setsockopt(probe, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  const std::string req = "GET /health HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(::send(probe, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  std::string resp;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::recv(probe, buf, sizeof(buf), 0)) > 0) resp.append(buf, static_cast<size_t>(n));
+  EXPECT_THAT(resp, StartsWith("HTTP/1.1 503 Service Unavailable"));
+  // The slow client still gets its answer when it finishes.
+  const std::string rest = "rics HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(::send(slow, rest.data(), rest.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(rest.size()));
+  resp.clear();
+  while ((n = ::recv(slow, buf, sizeof(buf), 0)) > 0) resp.append(buf, static_cast<size_t>(n));
+  EXPECT_THAT(resp, StartsWith("HTTP/1.1 200 OK"));
+  for (int fd : {probe, slow}) ::close(fd);
+  // A client that never sends is dropped once its time is up (recv sees the close).
+  timeval wait{static_cast<time_t>(HttpServer::kIoTimeout.count()) + 5, 0};
+  ::setsockopt(idle[0], SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
+  EXPECT_EQ(::recv(idle[0], buf, sizeof(buf), 0), 0);
+  for (int fd : idle) ::close(fd);
 }
 
 TEST_F(HttpServerTest, StopIsIdempotentAndRefusesNewConnections) {
