@@ -3,10 +3,15 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 
+#include "absl/flags/internal/parse.h"
+#include "absl/flags/internal/usage.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -15,6 +20,26 @@
 #include "spdlog/spdlog.h"
 
 namespace kitty::runtime {
+namespace {
+
+// --help lists the flags defined under runtime/ (the tool's own main, engine_flags.cc,
+// cache_flags.cc, ...). Abseil's default only takes <binary name>.cc / <binary name>_main.cc,
+// which never matches "kitty-run" against kitty_run_main.cc, so --help listed no flags.
+bool IsKittyFlagFile(absl::string_view filename) {
+  return absl::StartsWith(filename, "runtime/") || absl::StrContains(filename, "/runtime/");
+}
+
+// "Flags from runtime/engine_flags.cc:" rather than the build machine's absolute path.
+std::string NormalizeFlagFile(absl::string_view filename) {
+  if (const size_t pos = filename.rfind("/runtime/"); pos != absl::string_view::npos) {
+    filename.remove_prefix(pos + 1);
+  }
+  while (absl::ConsumePrefix(&filename, "/")) {
+  }
+  return std::string(filename);
+}
+
+}  // namespace
 
 void DieWithStatus(absl::string_view tool, const absl::Status& status) {
   std::string msg(status.message());
@@ -43,6 +68,12 @@ void ParseFlagsOrDie(int argc, char** argv, absl::string_view usage) {
   // Logs go to stderr: stdout carries the tools' results (JSON lines).
   spdlog::set_default_logger(spdlog::stderr_color_mt("kitty"));
   absl::SetProgramUsageMessage(usage);
+  absl::FlagsUsageConfig config;
+  config.contains_helpshort_flags = IsKittyFlagFile;
+  config.contains_help_flags = IsKittyFlagFile;
+  config.contains_helppackage_flags = IsKittyFlagFile;
+  config.normalize_filename = NormalizeFlagFile;
+  absl::SetFlagsUsageConfig(config);
   // Accept vLLM-style dashed names (--max-tokens) for Abseil's underscored flags (--max_tokens).
   static std::vector<std::string> storage;
   storage.reserve(argc);
@@ -58,7 +89,16 @@ void ParseFlagsOrDie(int argc, char** argv, absl::string_view usage) {
       argv[i] = storage.back().data();
     }
   }
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  // absl::ParseCommandLine with the usage flags handled here: Abseil 20220623 exits 1 after
+  // --help / --helpfull / --helpshort; asking for help is not an error, so those exit 0.
+  std::vector<char*> rest = absl::flags_internal::ParseCommandLineImpl(
+      argc, argv, absl::flags_internal::ArgvListAction::kRemoveParsedArgs,
+      absl::flags_internal::UsageFlagsAction::kIgnoreUsage,
+      absl::flags_internal::OnUndefinedFlag::kAbortIfUndefined);
+  if (const int code = absl::flags_internal::HandleUsageFlags(std::cout, usage); code != -1) {
+    std::cout.flush();
+    std::exit(0);
+  }
   if (rest.size() > 1) {
     std::fprintf(stderr, "%s: unexpected argument \"%s\" (see --help)\n", argv[0], rest[1]);
     std::exit(2);

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
@@ -229,13 +230,17 @@ int Serve() {
 }  // namespace kitty::runtime
 
 int main(int argc, char** argv) {
+  constexpr char kUsage[] = "kitty-bench throughput|serve [flags]";
+  if (argc >= 2 && (absl::StartsWith(argv[1], "--help") || absl::StartsWith(argv[1], "-help"))) {
+    kitty::runtime::ParseFlagsOrDie(argc, argv, kUsage);  // prints the help and exits 0
+  }
   if (argc < 2 || std::string(argv[1]).rfind("-", 0) == 0) {
-    std::fprintf(stderr, "usage: kitty-bench throughput|serve [flags] (see --help)\n");
+    std::fprintf(stderr, "usage: %s (see --help)\n", kUsage);
     return 2;
   }
   const std::string sub = argv[1];
   argv[1] = argv[0];
-  kitty::runtime::ParseFlagsOrDie(argc - 1, argv + 1, "kitty-bench throughput|serve [flags]");
+  kitty::runtime::ParseFlagsOrDie(argc - 1, argv + 1, kUsage);
   if (sub == "throughput") return kitty::runtime::Throughput();
 #ifdef KITTY_BENCH_SERVE
   if (sub == "serve") return kitty::runtime::Serve();

@@ -37,10 +37,12 @@ struct RunResult {
   std::string out, err;
 };
 
-RunResult RunKittyRun(const std::vector<std::string>& flags, const fs::path& scratch) {
+// Runs build/bin/<tool> with `flags`; stdout and stderr go to files under `scratch`.
+RunResult RunTool(const std::string& tool, const std::vector<std::string>& flags,
+                  const fs::path& scratch) {
   const std::string out_path = (scratch / "stdout.txt").string();
   const std::string err_path = (scratch / "stderr.txt").string();
-  std::vector<std::string> args = {BinDir() + "/kitty-run"};
+  std::vector<std::string> args = {BinDir() + "/" + tool};
   args.insert(args.end(), flags.begin(), flags.end());
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -65,6 +67,10 @@ RunResult RunKittyRun(const std::vector<std::string>& flags, const fs::path& scr
   r.out = ReadFileOrDie(out_path);
   r.err = ReadFileOrDie(err_path);
   return r;
+}
+
+RunResult RunKittyRun(const std::vector<std::string>& flags, const fs::path& scratch) {
+  return RunTool("kitty-run", flags, scratch);
 }
 
 class CliErrorsTest : public ::testing::Test {
@@ -99,14 +105,19 @@ class CliErrorsTest : public ::testing::Test {
     return s;
   }
 
-  // Runs kitty-run and checks the failure contract; returns the stderr line (no newline).
-  std::string ExpectOneLineError(const std::vector<std::string>& flags) {
-    const RunResult r = RunKittyRun(flags, scratch_);
+  // Runs `tool` (kitty-run by default) and checks the failure contract: exit `want_code` (any
+  // nonzero when -1); returns the stderr line (no newline).
+  std::string ExpectOneLineError(const std::vector<std::string>& flags,
+                                 const std::string& tool = "kitty-run", int want_code = -1) {
+    const RunResult r = RunTool(tool, flags, scratch_);
     EXPECT_TRUE(r.exited) << "killed by signal " << r.signal << "; stderr: " << r.err;
     EXPECT_NE(r.exit_code, 0) << r.err;
+    if (want_code >= 0) {
+      EXPECT_EQ(r.exit_code, want_code) << r.err;
+    }
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "stderr: " << r.err;
     EXPECT_TRUE(!r.err.empty() && r.err.back() == '\n') << "stderr: " << r.err;
-    EXPECT_THAT(r.err, ::testing::StartsWith("kitty-run: "));
+    EXPECT_THAT(r.err, ::testing::StartsWith(tool + ": "));
     EXPECT_TRUE(r.out.empty()) << "stdout: " << r.out;
     std::string line = r.err;
     if (!line.empty() && line.back() == '\n') line.pop_back();
@@ -217,6 +228,33 @@ TEST_F(CliErrorsTest, GoodInputStillRuns) {
   EXPECT_TRUE(r.exited);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("\"token_ids\""));
+}
+
+// --help listed no flags ("No flags matched.", exit 1): Abseil only took flags from
+// <binary name>_main.cc, and kitty-run is built from kitty_run_main.cc. kitty-bench --help
+// printed "usage: ... (see --help)" and exited 2.
+TEST_F(CliErrorsTest, HelpListsTheFlagsAndExitsZero) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"kitty-run", {"--model", "--prompts_file", "--kv_cache_dtype", "--max_num_seqs"}},
+      {"kitty-serve", {"--model", "--kv_cache_dtype", "--max_num_batched_tokens"}},
+      {"kitty-cli", {"--server", "--prompt", "--timeout_s"}},
+      {"kitty-eval", {"--model", "--text", "--kv_cache_dtype"}},
+      {"kitty-bench", {"--model", "--max_concurrency", "--plot", "--max_num_seqs"}},
+  };
+  for (const auto& [tool, flags] : cases) {
+    for (const char* help : {"--help", "--helpshort"}) {
+      SCOPED_TRACE(tool + " " + help);
+      const RunResult r = RunTool(tool, {help}, scratch_);
+      EXPECT_TRUE(r.exited);
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_THAT(r.out, ::testing::Not(HasSubstr("No flags matched")));
+      EXPECT_THAT(r.out, HasSubstr("Flags from runtime/"));
+      for (const std::string& f : flags) EXPECT_THAT(r.out, HasSubstr(f)) << r.out;
+    }
+  }
+  const RunResult r = RunTool("kitty-bench", {"throughput", "--help"}, scratch_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("--input_len"));
 }
 
 }  // namespace
