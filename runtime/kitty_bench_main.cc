@@ -219,10 +219,16 @@ int Serve() {
     }
   }
   if (const std::string png = absl::GetFlag(FLAGS_plot); !png.empty()) PlotServe(results, png);
+  // Failed requests make the exit status 1: say why on stderr (the table only counts them).
+  int status = 0;
   for (const auto& r : results) {
-    if (r.errors > 0) return 1;
+    if (r.errors == 0) continue;
+    status = 1;
+    std::fprintf(stderr, "%s: rate %.2f: %d of %d requests failed; first error: %s\n", kTool,
+                 r.request_rate, r.errors, r.errors + r.completed,
+                 r.error_samples.empty() ? "?" : r.error_samples[0].c_str());
   }
-  return 0;
+  return status;
 }
 #endif
 

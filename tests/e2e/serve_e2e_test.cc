@@ -504,6 +504,17 @@ TEST_F(ServeE2eTest, KittyBenchServeCompletesEveryRequest) {
   }
 }
 
+// Failed requests made kitty-bench serve print "err 2" and exit 1 with no reason unless --json.
+TEST_F(ServeE2eTest, KittyBenchServeSaysWhyRequestsFailed) {
+  // 600-token prompts do not fit stories260K's 512-token context.
+  Result r = RunCommand({Bin("kitty-bench"), "serve", "--server", server_->address(),
+                         "--num-prompts", "2", "--input-len", "600", "--output-len", "4"},
+                        *dir_, "", std::chrono::seconds(120));
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("kitty-bench: rate 0.00: 2 of 2 requests failed; first error: "
+                               "INVALID_ARGUMENT: prompt_token_ids: 600 tokens"));
+}
+
 TEST_F(ServeE2eTest, MetricsExposeTheContract) {
   const std::string m = server_->Metrics();
   for (const char* name : {"vllm:num_requests_running",

@@ -257,5 +257,25 @@ TEST_F(CliErrorsTest, HelpListsTheFlagsAndExitsZero) {
   EXPECT_THAT(r.out, HasSubstr("--input_len"));
 }
 
+// kitty-bench serve checks its numbers before it connects (no server is needed here):
+// --max-concurrency 0 used to wait forever, --num-prompts -1 died of std::length_error and
+// zero lengths silently ran as 1.
+TEST_F(CliErrorsTest, BenchServeRejectsBadNumbers) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--max-concurrency", "0"}, "--max-concurrency"},
+      {{"--max-concurrency", "-2"}, "--max-concurrency"},
+      {{"--num-prompts", "-1"}, "--num-prompts"},
+      {{"--num-prompts", "0"}, "--num-prompts"},
+      {{"--input-len", "0", "--output-len", "0"}, "--input-len"},
+      {{"--output-len", "-1"}, "--output-len"},
+  };
+  for (const auto& [flags, name] : cases) {
+    SCOPED_TRACE(flags[0] + " " + flags[1]);
+    std::vector<std::string> args = {"serve", "--server", "127.0.0.1:1"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    EXPECT_THAT(ExpectOneLineError(args, "kitty-bench", 2), HasSubstr(name));
+  }
+}
+
 }  // namespace
 }  // namespace kitty::runtime
