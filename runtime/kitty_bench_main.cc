@@ -79,6 +79,11 @@ int Throughput() {
   ThroughputOptions o;
   o.engine = EngineConfigFromFlags();
   o.modes = absl::StrSplit(absl::GetFlag(FLAGS_kv_cache_dtype), ',', absl::SkipWhitespace());
+  if (o.modes.empty()) {  // "" or ",": it printed an empty table and exited 0
+    DieWithStatus(kTool,
+                  absl::InvalidArgumentError(
+                      "--kv-cache-dtype: no mode given (e.g. --kv-cache-dtype auto,kitty-pro)"));
+  }
   const std::string sweep = absl::GetFlag(FLAGS_max_num_seqs_sweep);
   if (sweep.empty()) {
     o.max_num_seqs = {absl::GetFlag(FLAGS_max_num_seqs)};
@@ -89,6 +94,9 @@ int Throughput() {
         DieWithStatus(kTool, absl::InvalidArgumentError("--max-num-seqs-sweep: bad value"));
       }
       o.max_num_seqs.push_back(x);
+    }
+    if (o.max_num_seqs.empty()) {
+      DieWithStatus(kTool, absl::InvalidArgumentError("--max-num-seqs-sweep: no value given"));
     }
   }
   o.input_len = absl::GetFlag(FLAGS_input_len);

@@ -277,5 +277,27 @@ TEST_F(CliErrorsTest, BenchServeRejectsBadNumbers) {
   }
 }
 
+// An empty mode list ("" or ",") printed an empty table and exited 0.
+TEST_F(CliErrorsTest, EmptyModeListIsAnError) {
+  for (const std::string modes : {"", ",", " , "}) {
+    SCOPED_TRACE("--kv-cache-dtype '" + modes + "'");
+    EXPECT_THAT(ExpectOneLineError({"throughput", "--kv-cache-dtype", modes, "--num-prompts", "1",
+                                    "--input-len", "4", "--output-len", "2"},
+                                   "kitty-bench", 2),
+                HasSubstr("--kv-cache-dtype"));
+    EXPECT_THAT(ExpectOneLineError({"--model", Model(), "--kv-cache-dtype", modes, "--memory-only"},
+                                   "kitty-eval", 2),
+                HasSubstr("--kv-cache-dtype"));
+    EXPECT_THAT(ExpectOneLineError({"--model", Model(), "--kv-cache-dtype", modes, "--text",
+                                    TestDataPath("stories260K/hf/config.json")},
+                                   "kitty-eval", 2),
+                HasSubstr("--kv-cache-dtype"));
+  }
+  EXPECT_THAT(ExpectOneLineError({"throughput", "--max-num-seqs-sweep", ",", "--num-prompts", "1",
+                                  "--input-len", "4", "--output-len", "2"},
+                                 "kitty-bench", 2),
+              HasSubstr("--max-num-seqs-sweep"));
+}
+
 }  // namespace
 }  // namespace kitty::runtime
