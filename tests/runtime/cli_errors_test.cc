@@ -299,5 +299,39 @@ TEST_F(CliErrorsTest, EmptyModeListIsAnError) {
               HasSubstr("--max-num-seqs-sweep"));
 }
 
+// --plot PATH was pasted into std::system("gnuplot -e \"... set output 'PATH' ...\""): a path
+// with $(...) ran the command, quotes broke it, and gnuplot itself runs "set output '|cmd'".
+TEST_F(CliErrorsTest, BenchPlotPathIsNeverRunAsACommand) {
+  const auto bench = [&](const std::string& png) {
+    return RunTool("kitty-bench",
+                   {"throughput", "--kv-cache-dtype", "auto", "--num-prompts", "1", "--input-len",
+                    "4", "--output-len", "2", "--plot", png},
+                   scratch_);
+  };
+  const fs::path pwned = scratch_ / "pwned";
+  RunResult r = bench((scratch_ / "x$(touch ").string() + pwned.string() + ").png");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(pwned)) << "the shell ran the --plot path";
+  const fs::path piped = scratch_ / "piped";
+  r = bench("|touch " + piped.string());  // relative: gnuplot would pipe to `touch`
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(piped)) << "gnuplot ran the --plot path";
+
+  // Quotes, spaces and backslashes are just characters of the file name.
+  const fs::path odd = scratch_ / "it's \"odd\" \\ name.png";
+  r = bench(odd.string());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(odd.string() + ".dat"));
+  if (std::system("gnuplot --version >/dev/null 2>&1") == 0) {
+    ASSERT_TRUE(fs::exists(odd)) << r.err;
+    EXPECT_EQ(ReadFileOrDie(odd.string()).substr(1, 3), "PNG");
+  }
+
+  // A line break would end the gnuplot string and command: refused before the run.
+  EXPECT_THAT(ExpectOneLineError({"throughput", "--plot", (scratch_ / "a\nb.png").string()},
+                                 "kitty-bench", 2),
+              HasSubstr("--plot"));
+}
+
 }  // namespace
 }  // namespace kitty::runtime
