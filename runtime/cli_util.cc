@@ -64,6 +64,37 @@ absl::StatusOr<std::vector<int32_t>> ParseTokenIds(absl::string_view text, absl:
   return ids;
 }
 
+absl::Status CheckUtf8(absl::string_view value, absl::string_view flag) {
+  auto invalid = [&] {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " is not valid UTF-8"));
+  };
+  for (size_t i = 0; i < value.size();) {
+    const auto lead = static_cast<unsigned char>(value[i]);
+    size_t more;  // continuation bytes after the lead byte
+    uint32_t cp, min;
+    if (lead < 0x80) {
+      more = 0, cp = lead, min = 0;
+    } else if ((lead & 0xE0) == 0xC0) {
+      more = 1, cp = lead & 0x1F, min = 0x80;
+    } else if ((lead & 0xF0) == 0xE0) {
+      more = 2, cp = lead & 0x0F, min = 0x800;
+    } else if ((lead & 0xF8) == 0xF0) {
+      more = 3, cp = lead & 0x07, min = 0x10000;
+    } else {
+      return invalid();
+    }
+    if (value.size() - i <= more) return invalid();  // truncated
+    for (size_t k = 1; k <= more; ++k) {
+      const auto c = static_cast<unsigned char>(value[i + k]);
+      if ((c & 0xC0) != 0x80) return invalid();
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return invalid();
+    i += more + 1;
+  }
+  return absl::OkStatus();
+}
+
 void ParseFlagsOrDie(int argc, char** argv, absl::string_view usage) {
   // Logs go to stderr: stdout carries the tools' results (JSON lines).
   spdlog::set_default_logger(spdlog::stderr_color_mt("kitty"));

@@ -333,5 +333,30 @@ TEST_F(CliErrorsTest, BenchPlotPathIsNeverRunAsACommand) {
               HasSubstr("--plot"));
 }
 
+// kitty-cli checks these before any call (the server at 127.0.0.1:1 is never reached).
+TEST_F(CliErrorsTest, CliRejectsBadInputBeforeTheCall) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      // Invalid UTF-8 reached the server, whose protobuf parsing failed: UNIMPLEMENTED, no text.
+      {{"generate", "--prompt", "ab\xff"}, "kitty-cli: --prompt is not valid UTF-8"},
+      {{"generate", "--prompt", "ab\xed\xa0\x80"}, "kitty-cli: --prompt is not valid UTF-8"},
+      {{"generate", "--prompt", "ab\xc0\xaf"}, "kitty-cli: --prompt is not valid UTF-8"},
+      {{"generate", "--prompt", "ab\xe2\x82"}, "kitty-cli: --prompt is not valid UTF-8"},
+      {{"generate", "--prompt", "hi", "--stop", "\xff"}, "kitty-cli: --stop is not valid UTF-8"},
+      {{"tokenize", "--text", "ab\xff"}, "kitty-cli: --text is not valid UTF-8"},
+      // -5 silently meant "no seed" (only -1 is documented as that).
+      {{"generate", "--prompt", "hi", "--seed", "-5"}, "--seed"},
+      // Not a deadline.
+      {{"--timeout-s", "-1", "info"}, "--timeout-s"},
+      {{"--timeout-s", "inf", "info"}, "--timeout-s"},
+      {{"--timeout-s", "nan", "generate", "--prompt", "hi"}, "--timeout-s"},
+  };
+  for (const auto& [args, want] : cases) {
+    SCOPED_TRACE(args[0] + " " + args[1] + " " + args[2]);
+    std::vector<std::string> flags = {"--server", "127.0.0.1:1"};
+    flags.insert(flags.end(), args.begin(), args.end());
+    EXPECT_THAT(ExpectOneLineError(flags, "kitty-cli", 2), HasSubstr(want));
+  }
+}
+
 }  // namespace
 }  // namespace kitty::runtime
