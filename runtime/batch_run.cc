@@ -1,7 +1,9 @@
 #include "runtime/batch_run.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +11,16 @@
 
 namespace kitty::runtime {
 namespace {
+
+// Whether the JSON integer `v` fits T (nlohmann's get<T>() would wrap it silently).
+template <typename T>
+bool FitsIn(const nlohmann::json& v) {
+  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<T>::max());
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= kMax;
+  const int64_t x = v.get<int64_t>();
+  if (x >= 0) return static_cast<uint64_t>(x) <= kMax;
+  return std::is_signed_v<T> && x >= static_cast<int64_t>(std::numeric_limits<T>::min());
+}
 
 template <typename T>
 absl::Status Read(const nlohmann::json& j, const char* key, int line, T* out) {
@@ -29,6 +41,21 @@ absl::Status Read(const nlohmann::json& j, const char* key, int line, T* out) {
   if (!ok) {
     return absl::InvalidArgumentError(
         absl::StrCat("line ", line, ": \"", key, "\" has the wrong type"));
+  }
+  auto out_of_range = [&](const nlohmann::json& x, auto limits) {
+    using L = decltype(limits);
+    return absl::InvalidArgumentError(absl::StrCat("line ", line, ": \"", key, "\": ", x.dump(),
+                                                   " is out of range (", L::min(), "..", L::max(),
+                                                   ")"));
+  };
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (!FitsIn<T>(v)) return out_of_range(v, std::numeric_limits<T>());
+  } else if constexpr (std::is_same_v<T, std::vector<int32_t>>) {
+    for (const nlohmann::json& x : v) {
+      if (x.is_number_integer() && !FitsIn<int32_t>(x)) {
+        return out_of_range(x, std::numeric_limits<int32_t>());
+      }
+    }
   }
   try {
     *out = v.get<T>();
@@ -87,6 +114,10 @@ absl::StatusOr<Request> RequestFromJson(const nlohmann::json& j, const models::T
 }
 
 absl::Status RunPromptsFile(Engine& engine, const std::string& path, SamplingParams defaults) {
+  // An ifstream opens a directory and then reads nothing: that ran zero requests and exited 0.
+  if (std::error_code ec; std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not a prompts file"));
+  }
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the prompts file"));
   struct Item {
@@ -104,6 +135,10 @@ absl::Status RunPromptsFile(Engine& engine, const std::string& path, SamplingPar
     if (j.is_discarded()) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": line ", line_no, ": invalid JSON"));
     }
+    if (!j.is_object()) {  // before the defaults below index it as an object
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": line ", line_no, ": not a JSON object"));
+    }
     // Defaults from the command line, then the line's own fields.
     nlohmann::json merged = j;
     if (!merged.contains("max_tokens")) merged["max_tokens"] = defaults.max_tokens;
@@ -115,8 +150,8 @@ absl::Status RunPromptsFile(Engine& engine, const std::string& path, SamplingPar
     Item item;
     item.req = *std::move(req);
     item.req.request_id = absl::StrCat("line-", line_no);
-    if (j.contains("abort_after_tokens") && j["abort_after_tokens"].is_number_integer()) {
-      item.abort_after = j["abort_after_tokens"].get<int>();
+    if (absl::Status st = Read(j, "abort_after_tokens", line_no, &item.abort_after); !st.ok()) {
+      return absl::Status(st.code(), absl::StrCat(path, ": ", st.message()));
     }
     items.push_back(std::move(item));
   }

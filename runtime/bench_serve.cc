@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "kitty/v1/inference.grpc.pb.h"
@@ -76,13 +77,30 @@ Sample OneRequest(v1::Inference::Stub& stub, const std::vector<int32_t>& prompt,
   const grpc::Status st = reader->Finish();
   s.e2e = std::chrono::duration<double>(Clock::now() - t0).count();
   s.ok = st.ok();
-  if (!st.ok()) s.error = absl::StrCat(st.error_code(), ": ", st.error_message());
+  if (!st.ok()) {
+    s.error = absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(st.error_code())),
+                           ": ", st.error_message());
+  }
   return s;
 }
 
 }  // namespace
 
 absl::StatusOr<ServeBenchResult> RunServeBench(const ServeBenchOptions& o) {
+  // --max-concurrency 0 waited forever for room; --num-prompts -1 threw std::length_error;
+  // lengths of 0 were silently raised to 1.
+  if (o.max_concurrency < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-concurrency must be >= 1, got ", o.max_concurrency));
+  }
+  if (o.num_prompts < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--num-prompts must be >= 1 for serve, got ", o.num_prompts));
+  }
+  if (o.input_len < 1 || o.output_len < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--input-len and --output-len must be >= 1, got ", o.input_len, " and ", o.output_len));
+  }
   auto channel = grpc::CreateChannel(o.server, grpc::InsecureChannelCredentials());
   if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
     return absl::UnavailableError(absl::StrCat("cannot connect to ", o.server));

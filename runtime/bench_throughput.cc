@@ -85,6 +85,9 @@ absl::StatusOr<std::vector<ThroughputResult>> RunThroughput(
     return absl::InvalidArgumentError(
         "--input-len and --output-len must be >= 1 and --num-prompts >= 0 (0: fill the cache)");
   }
+  if (o.modes.empty() || o.max_num_seqs.empty()) {
+    return absl::InvalidArgumentError("no cache mode or no --max-num-seqs value to run");
+  }
   // Random prompts (ids in [10, vocab)), the same for every mode: prompt i is the same whatever
   // the number of prompts.
   auto make_prompts = [&](int n) {

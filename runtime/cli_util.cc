@@ -3,10 +3,15 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 
+#include "absl/flags/internal/parse.h"
+#include "absl/flags/internal/usage.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -15,6 +20,26 @@
 #include "spdlog/spdlog.h"
 
 namespace kitty::runtime {
+namespace {
+
+// --help lists the flags defined under runtime/ (the tool's own main, engine_flags.cc,
+// cache_flags.cc, ...). Abseil's default only takes <binary name>.cc / <binary name>_main.cc,
+// which never matches "kitty-run" against kitty_run_main.cc, so --help listed no flags.
+bool IsKittyFlagFile(absl::string_view filename) {
+  return absl::StartsWith(filename, "runtime/") || absl::StrContains(filename, "/runtime/");
+}
+
+// "Flags from runtime/engine_flags.cc:" rather than the build machine's absolute path.
+std::string NormalizeFlagFile(absl::string_view filename) {
+  if (const size_t pos = filename.rfind("/runtime/"); pos != absl::string_view::npos) {
+    filename.remove_prefix(pos + 1);
+  }
+  while (absl::ConsumePrefix(&filename, "/")) {
+  }
+  return std::string(filename);
+}
+
+}  // namespace
 
 void DieWithStatus(absl::string_view tool, const absl::Status& status) {
   std::string msg(status.message());
@@ -39,10 +64,47 @@ absl::StatusOr<std::vector<int32_t>> ParseTokenIds(absl::string_view text, absl:
   return ids;
 }
 
+absl::Status CheckUtf8(absl::string_view value, absl::string_view flag) {
+  auto invalid = [&] {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " is not valid UTF-8"));
+  };
+  for (size_t i = 0; i < value.size();) {
+    const auto lead = static_cast<unsigned char>(value[i]);
+    size_t more;  // continuation bytes after the lead byte
+    uint32_t cp, min;
+    if (lead < 0x80) {
+      more = 0, cp = lead, min = 0;
+    } else if ((lead & 0xE0) == 0xC0) {
+      more = 1, cp = lead & 0x1F, min = 0x80;
+    } else if ((lead & 0xF0) == 0xE0) {
+      more = 2, cp = lead & 0x0F, min = 0x800;
+    } else if ((lead & 0xF8) == 0xF0) {
+      more = 3, cp = lead & 0x07, min = 0x10000;
+    } else {
+      return invalid();
+    }
+    if (value.size() - i <= more) return invalid();  // truncated
+    for (size_t k = 1; k <= more; ++k) {
+      const auto c = static_cast<unsigned char>(value[i + k]);
+      if ((c & 0xC0) != 0x80) return invalid();
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return invalid();
+    i += more + 1;
+  }
+  return absl::OkStatus();
+}
+
 void ParseFlagsOrDie(int argc, char** argv, absl::string_view usage) {
   // Logs go to stderr: stdout carries the tools' results (JSON lines).
   spdlog::set_default_logger(spdlog::stderr_color_mt("kitty"));
   absl::SetProgramUsageMessage(usage);
+  absl::FlagsUsageConfig config;
+  config.contains_helpshort_flags = IsKittyFlagFile;
+  config.contains_help_flags = IsKittyFlagFile;
+  config.contains_helppackage_flags = IsKittyFlagFile;
+  config.normalize_filename = NormalizeFlagFile;
+  absl::SetFlagsUsageConfig(config);
   // Accept vLLM-style dashed names (--max-tokens) for Abseil's underscored flags (--max_tokens).
   static std::vector<std::string> storage;
   storage.reserve(argc);
@@ -58,7 +120,16 @@ void ParseFlagsOrDie(int argc, char** argv, absl::string_view usage) {
       argv[i] = storage.back().data();
     }
   }
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  // absl::ParseCommandLine with the usage flags handled here: Abseil 20220623 exits 1 after
+  // --help / --helpfull / --helpshort; asking for help is not an error, so those exit 0.
+  std::vector<char*> rest = absl::flags_internal::ParseCommandLineImpl(
+      argc, argv, absl::flags_internal::ArgvListAction::kRemoveParsedArgs,
+      absl::flags_internal::UsageFlagsAction::kIgnoreUsage,
+      absl::flags_internal::OnUndefinedFlag::kAbortIfUndefined);
+  if (const int code = absl::flags_internal::HandleUsageFlags(std::cout, usage); code != -1) {
+    std::cout.flush();
+    std::exit(0);
+  }
   if (rest.size() > 1) {
     std::fprintf(stderr, "%s: unexpected argument \"%s\" (see --help)\n", argv[0], rest[1]);
     std::exit(2);

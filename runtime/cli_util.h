@@ -20,6 +20,10 @@ namespace kitty::runtime {
 // Parses "1,2,3" (spaces allowed) into ids; the error names `flag`.
 absl::StatusOr<std::vector<int32_t>> ParseTokenIds(absl::string_view text, absl::string_view flag);
 
+// OK if `value` is valid UTF-8 (no overlong forms, surrogates or code points above U+10FFFF,
+// as protobuf requires of string fields); else InvalidArgument "<flag> is not valid UTF-8".
+absl::Status CheckUtf8(absl::string_view value, absl::string_view flag);
+
 // Sets up the tool's name for usage messages and parses flags; positional args are rejected.
 void ParseFlagsOrDie(int argc, char** argv, absl::string_view usage);
 

@@ -9,12 +9,21 @@
 // Offline and in-process (like `vllm bench throughput`): every mode runs with the same KV
 // budget, one after another, and prints output/total tokens/s, peak concurrent sequences, KV
 // bytes per token, mean decode step time against its memory roofline, and preemptions.
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "runtime/bench_throughput.h"
@@ -40,10 +49,64 @@ ABSL_FLAG(std::string, request_rate, "0",
 ABSL_FLAG(int, max_concurrency, 64, "serve: requests in flight at most");
 ABSL_FLAG(double, range_ratio, 0.0, "serve: lengths uniform in len*(1-r) .. len*(1+r)");
 
+extern char** environ;
+
 namespace kitty::runtime {
 namespace {
 
 constexpr char kTool[] = "kitty-bench";
+
+// --plot PATH goes into gnuplot commands: a newline there would end the string and the
+// command (gnuplot has `system`), so such paths are refused before the benchmark runs.
+absl::Status CheckPlotPath(const std::string& png) {
+  if (png.find_first_of("\n\r") != std::string::npos) {
+    return absl::InvalidArgumentError("--plot: the path must not contain a line break");
+  }
+  return absl::OkStatus();
+}
+
+// `s` as a gnuplot single-quoted string: no escapes inside but '' for a quote.
+std::string GnuplotString(absl::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += '\'';
+    out += (c == '\n' || c == '\r') ? ' ' : c;
+  }
+  return out + "'";
+}
+
+// A file name for gnuplot: a relative name starting with '|' (set output) or '<' (plot) would
+// be run as a shell command, so relative names get "./".
+std::string GnuplotFile(const std::string& path) {
+  return GnuplotString(absl::StartsWith(path, "/") ? path : "./" + path);
+}
+
+// Runs gnuplot on `script` without a shell: the script is written to a temporary file whose
+// name is gnuplot's only argument (std::system pasted --plot into a shell command line).
+absl::Status RunGnuplot(const std::string& script) {
+  std::string path = (std::filesystem::temp_directory_path() / "kitty_bench_plot_XXXXXX").string();
+  const int fd = mkstemp(path.data());
+  if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", path));
+  const bool wrote = write(fd, script.data(), script.size()) == static_cast<ssize_t>(script.size());
+  close(fd);
+  absl::Status status;
+  if (!wrote) {
+    status = absl::InternalError(absl::StrCat("cannot write ", path));
+  } else {
+    char* argv[] = {const_cast<char*>("gnuplot"), path.data(), nullptr};
+    pid_t pid;
+    if (const int rc = posix_spawnp(&pid, "gnuplot", nullptr, nullptr, argv, environ); rc != 0) {
+      status = absl::UnavailableError(absl::StrCat("cannot run gnuplot: ", std::strerror(rc)));
+    } else {
+      int ws = 0;
+      while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+      }
+      if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) status = absl::InternalError("gnuplot failed");
+    }
+  }
+  unlink(path.c_str());
+  return status;
+}
 
 void Plot(const std::vector<ThroughputResult>& rs, const std::string& png) {
   const std::string dat = png + ".dat";
@@ -60,24 +123,31 @@ void Plot(const std::vector<ThroughputResult>& rs, const std::string& png) {
     d << "\n\n";
   }
   d.close();
-  std::string script = "set terminal png size 900,560; set output '" + png +
-                       "'; set title 'kitty-bench throughput (" + rs[0].device +
-                       ")'; set xlabel 'max-num-seqs'; set ylabel 'output tokens/s'; "
+  std::string script = "set terminal png size 900,560; set output " + GnuplotFile(png) +
+                       "; set title " +
+                       GnuplotString("kitty-bench throughput (" + rs[0].device + ")") +
+                       "; set xlabel 'max-num-seqs'; set ylabel 'output tokens/s'; "
                        "set logscale x 2; set grid; set key left top; plot ";
   for (size_t i = 0; i < modes.size(); ++i) {
-    script += "'" + dat + "' index " + std::to_string(i) + " with linespoints lw 2 title '" +
-              modes[i] + "'" + (i + 1 < modes.size() ? ", " : "");
+    script += GnuplotFile(dat) + " index " + std::to_string(i) + " with linespoints lw 2 title " +
+              GnuplotString(modes[i]) + (i + 1 < modes.size() ? ", " : "");
   }
-  const std::string cmd = "gnuplot -e \"" + script + "\"";
-  if (std::system(cmd.c_str()) != 0) {
-    std::fprintf(stderr, "%s: gnuplot failed; data left in %s\n", kTool, dat.c_str());
+  if (absl::Status s = RunGnuplot(script + "\n"); !s.ok()) {
+    std::fprintf(stderr, "%s: %s; data left in %s\n", kTool, std::string(s.message()).c_str(),
+                 dat.c_str());
   }
 }
 
 int Throughput() {
+  if (absl::Status s = CheckPlotPath(absl::GetFlag(FLAGS_plot)); !s.ok()) DieWithStatus(kTool, s);
   ThroughputOptions o;
   o.engine = EngineConfigFromFlags();
   o.modes = absl::StrSplit(absl::GetFlag(FLAGS_kv_cache_dtype), ',', absl::SkipWhitespace());
+  if (o.modes.empty()) {  // "" or ",": it printed an empty table and exited 0
+    DieWithStatus(kTool,
+                  absl::InvalidArgumentError(
+                      "--kv-cache-dtype: no mode given (e.g. --kv-cache-dtype auto,kitty-pro)"));
+  }
   const std::string sweep = absl::GetFlag(FLAGS_max_num_seqs_sweep);
   if (sweep.empty()) {
     o.max_num_seqs = {absl::GetFlag(FLAGS_max_num_seqs)};
@@ -88,6 +158,9 @@ int Throughput() {
         DieWithStatus(kTool, absl::InvalidArgumentError("--max-num-seqs-sweep: bad value"));
       }
       o.max_num_seqs.push_back(x);
+    }
+    if (o.max_num_seqs.empty()) {
+      DieWithStatus(kTool, absl::InvalidArgumentError("--max-num-seqs-sweep: no value given"));
     }
   }
   o.input_len = absl::GetFlag(FLAGS_input_len);
@@ -155,20 +228,22 @@ void PlotServe(const std::vector<ServeBenchResult>& rs, const std::string& png) 
   }
   d.close();
   const std::string script =
-      "set terminal png size 900,560; set output '" + png +
-      "'; set title 'kitty-bench serve'; set xlabel 'request rate (req/s; 0 = all at once)';"
+      "set terminal png size 900,560; set output " + GnuplotFile(png) +
+      "; set title 'kitty-bench serve'; set xlabel 'request rate (req/s; 0 = all at once)';"
       " set ylabel 'ms'; set y2label 'output tokens/s'; set y2tics; set grid; set key left top;"
-      " plot '" +
-      dat +
-      "' u 1:2 w lp lw 2 t 'TTFT p50', '' u 1:3 w lp lw 2 t 'TTFT p99', '' u "
+      " plot " +
+      GnuplotFile(dat) +
+      " u 1:2 w lp lw 2 t 'TTFT p50', '' u 1:3 w lp lw 2 t 'TTFT p99', '' u "
       "1:4 w lp lw 2 t 'TPOT p50', '' u 1:5 w lp lw 2 t 'TPOT p99', '' u 1:6 axes x1y2 w lp lw "
-      "2 dt 2 t 'output tok/s'";
-  if (std::system(("gnuplot -e \"" + script + "\"").c_str()) != 0) {
-    std::fprintf(stderr, "%s: gnuplot failed; data left in %s\n", kTool, dat.c_str());
+      "2 dt 2 t 'output tok/s'\n";
+  if (absl::Status s = RunGnuplot(script); !s.ok()) {
+    std::fprintf(stderr, "%s: %s; data left in %s\n", kTool, std::string(s.message()).c_str(),
+                 dat.c_str());
   }
 }
 
 int Serve() {
+  if (absl::Status s = CheckPlotPath(absl::GetFlag(FLAGS_plot)); !s.ok()) DieWithStatus(kTool, s);
   ServeBenchOptions o;
   o.server = absl::GetFlag(FLAGS_server);
   o.max_concurrency = absl::GetFlag(FLAGS_max_concurrency);
@@ -218,10 +293,16 @@ int Serve() {
     }
   }
   if (const std::string png = absl::GetFlag(FLAGS_plot); !png.empty()) PlotServe(results, png);
+  // Failed requests make the exit status 1: say why on stderr (the table only counts them).
+  int status = 0;
   for (const auto& r : results) {
-    if (r.errors > 0) return 1;
+    if (r.errors == 0) continue;
+    status = 1;
+    std::fprintf(stderr, "%s: rate %.2f: %d of %d requests failed; first error: %s\n", kTool,
+                 r.request_rate, r.errors, r.errors + r.completed,
+                 r.error_samples.empty() ? "?" : r.error_samples[0].c_str());
   }
-  return 0;
+  return status;
 }
 #endif
 
@@ -229,13 +310,17 @@ int Serve() {
 }  // namespace kitty::runtime
 
 int main(int argc, char** argv) {
+  constexpr char kUsage[] = "kitty-bench throughput|serve [flags]";
+  if (argc >= 2 && (absl::StartsWith(argv[1], "--help") || absl::StartsWith(argv[1], "-help"))) {
+    kitty::runtime::ParseFlagsOrDie(argc, argv, kUsage);  // prints the help and exits 0
+  }
   if (argc < 2 || std::string(argv[1]).rfind("-", 0) == 0) {
-    std::fprintf(stderr, "usage: kitty-bench throughput|serve [flags] (see --help)\n");
+    std::fprintf(stderr, "usage: %s (see --help)\n", kUsage);
     return 2;
   }
   const std::string sub = argv[1];
   argv[1] = argv[0];
-  kitty::runtime::ParseFlagsOrDie(argc - 1, argv + 1, "kitty-bench throughput|serve [flags]");
+  kitty::runtime::ParseFlagsOrDie(argc - 1, argv + 1, kUsage);
   if (sub == "throughput") return kitty::runtime::Throughput();
 #ifdef KITTY_BENCH_SERVE
   if (sub == "serve") return kitty::runtime::Serve();

@@ -6,15 +6,20 @@
 //   kitty-cli info
 //   kitty-cli health [--service kitty.v1.Inference]
 //
-// generate streams the text to stdout as it arrives; with --json it prints each
-// GenerateResponse as one JSON line (proto field names). Every gRPC error ends the program with
-// one line "kitty-cli: <CODE>: <message>" on stderr and exit status 2 for INVALID_ARGUMENT, 1
-// otherwise. health prints SERVING / NOT_SERVING / ... and exits 0 only when SERVING.
+// generate streams the text to stdout as it arrives (with --n > 1, each output as one block
+// "--- output I ---" once it finishes); with --json it prints each GenerateResponse as one JSON
+// line (proto field names). Every gRPC error ends the program with one line
+// "kitty-cli: <CODE>: <message>" on stderr and exit status 2 for INVALID_ARGUMENT, 1
+// otherwise; so does bad input caught before the call (exit 2). A generation the server
+// aborted (finish_reason "abort") prints what arrived, then a note on stderr, and exits 1.
+// health prints SERVING / NOT_SERVING / ... and exits 0 only when SERVING.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <cmath>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +27,7 @@
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -29,7 +35,7 @@
 #include "runtime/cli_util.h"
 
 ABSL_FLAG(std::string, server, "localhost:50051", "kitty-serve gRPC address host:port");
-ABSL_FLAG(double, timeout_s, 0, "Deadline of the call in seconds (0: none)");
+ABSL_FLAG(double, timeout_s, 0, "Deadline of the call in seconds (0, or more than 1e9: none)");
 // generate
 ABSL_FLAG(std::string, prompt, "", "generate: prompt text");
 ABSL_FLAG(std::string, prompt_token_ids, "", "generate: prompt as comma-separated token ids");
@@ -40,7 +46,7 @@ ABSL_FLAG(double, temperature, 1.0, "generate: sampling temperature (0 = greedy)
 ABSL_FLAG(double, top_p, 1.0, "generate: nucleus sampling mass");
 ABSL_FLAG(int, top_k, 0, "generate: top-k (0 = off)");
 ABSL_FLAG(double, min_p, 0.0, "generate: min-p");
-ABSL_FLAG(int64_t, seed, -1, "generate: sampling seed (-1: none)");
+ABSL_FLAG(int64_t, seed, -1, "generate: sampling seed >= 0 (-1: none)");
 ABSL_FLAG(std::vector<std::string>, stop, {}, "generate: stop strings (comma-separated)");
 ABSL_FLAG(std::string, stop_token_ids, "", "generate: comma-separated stop token ids");
 ABSL_FLAG(bool, ignore_eos, false, "generate: keep generating after end-of-sequence");
@@ -118,9 +124,21 @@ const char* CodeName(grpc::StatusCode code) {
                              absl::StrCat(CodeName(s.error_code()), ": ", s.error_message())));
 }
 
+// Longer than this is no deadline (1e9 s is about 32 years; t * 1e6 microseconds overflowed
+// int64 for 1e300 and the call failed at once with DEADLINE_EXCEEDED).
+constexpr double kMaxTimeoutS = 1e9;
+
+absl::Status CheckTimeout(double t) {
+  if (!std::isfinite(t) || t < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--timeout-s must be a number of seconds >= 0 (0: none), got ", t));
+  }
+  return absl::OkStatus();
+}
+
 void SetDeadline(grpc::ClientContext* ctx) {
   const double t = absl::GetFlag(FLAGS_timeout_s);
-  if (t > 0) {
+  if (t > 0 && t <= kMaxTimeoutS) {
     ctx->set_deadline(std::chrono::system_clock::now() +
                       std::chrono::microseconds(static_cast<int64_t>(t * 1e6)));
   }
@@ -139,6 +157,21 @@ int Generate(kitty::v1::Inference::Stub& stub) {
   req.set_request_id(absl::GetFlag(FLAGS_request_id));
   const std::string prompt = absl::GetFlag(FLAGS_prompt);
   const std::string ids = absl::GetFlag(FLAGS_prompt_token_ids);
+  // Proto string fields must be UTF-8: the server cannot parse the request otherwise and gRPC
+  // answers UNIMPLEMENTED with no message.
+  for (const auto& [value, flag] : {std::pair{prompt, "--prompt"},
+                                    {absl::GetFlag(FLAGS_request_id), "--request-id"},
+                                    {absl::GetFlag(FLAGS_cache_salt), "--cache-salt"}}) {
+    if (absl::Status s = CheckUtf8(value, flag); !s.ok()) DieWithStatus(kTool, s);
+  }
+  for (const std::string& stop : absl::GetFlag(FLAGS_stop)) {
+    if (absl::Status s = CheckUtf8(stop, "--stop"); !s.ok()) DieWithStatus(kTool, s);
+  }
+  const int64_t seed = absl::GetFlag(FLAGS_seed);
+  if (seed < -1) {  // used to mean "no seed" silently
+    DieWithStatus(kTool, absl::InvalidArgumentError(
+                             absl::StrCat("--seed must be >= 0, or -1 for no seed; got ", seed)));
+  }
   if (!ids.empty()) {
     absl::StatusOr<std::vector<int32_t>> parsed = ParseTokenIds(ids, "--prompt-token-ids");
     if (!parsed.ok()) DieWithStatus(kTool, parsed.status());
@@ -152,8 +185,7 @@ int Generate(kitty::v1::Inference::Stub& stub) {
   sp->set_top_p(static_cast<float>(absl::GetFlag(FLAGS_top_p)));
   sp->set_top_k(absl::GetFlag(FLAGS_top_k));
   sp->set_min_p(static_cast<float>(absl::GetFlag(FLAGS_min_p)));
-  if (absl::GetFlag(FLAGS_seed) >= 0)
-    sp->set_seed(static_cast<uint64_t>(absl::GetFlag(FLAGS_seed)));
+  if (seed >= 0) sp->set_seed(static_cast<uint64_t>(seed));
   for (const std::string& s : absl::GetFlag(FLAGS_stop)) sp->add_stop(s);
   if (const std::string stop_ids = absl::GetFlag(FLAGS_stop_token_ids); !stop_ids.empty()) {
     absl::StatusOr<std::vector<int32_t>> parsed = ParseTokenIds(stop_ids, "--stop-token-ids");
@@ -175,28 +207,68 @@ int Generate(kitty::v1::Inference::Stub& stub) {
   SetDeadline(&ctx);
   std::unique_ptr<grpc::ClientReader<kitty::v1::GenerateResponse>> reader =
       stub.Generate(&ctx, req);
+  // Plain text with n > 1: each output is kept until it finishes, then printed as one block
+  // under a header (streaming them as they came interleaved the outputs token by token).
+  const bool blocks = !json && absl::GetFlag(FLAGS_n) > 1;
+  struct Output {
+    std::string text;
+    int tokens = 0;
+    std::string finish_reason;
+  };
+  std::map<int, Output> outputs;
+  auto print_block = [](int index, const Output& o) {
+    std::printf("--- output %d ---\n%s\n", index, o.text.c_str());
+  };
   kitty::v1::GenerateResponse resp;
   bool wrote_text = false;
   while (reader->Read(&resp)) {
-    if (json) {
-      std::printf("%s\n", ToJson(resp).c_str());
-    } else {
-      for (const auto& o : resp.outputs()) {
-        if (resp.outputs_size() > 1 && !o.text().empty()) std::printf("[%d]", o.index());
+    for (const auto& o : resp.outputs()) {
+      Output& out = outputs[o.index()];
+      out.tokens += o.token_ids_size();
+      if (!o.finish_reason().empty()) out.finish_reason = o.finish_reason();
+      if (blocks) {
+        out.text += o.text();
+        if (!o.finish_reason().empty()) print_block(o.index(), out);
+      } else if (!json) {
         std::fwrite(o.text().data(), 1, o.text().size(), stdout);
         wrote_text = wrote_text || !o.text().empty();
       }
     }
+    if (json) std::printf("%s\n", ToJson(resp).c_str());
     std::fflush(stdout);
   }
-  if (!json && wrote_text) std::printf("\n");
+  if (blocks) {  // outputs cut off without a finish reason (the call failed)
+    for (const auto& [index, o] : outputs) {
+      if (o.finish_reason.empty()) print_block(index, o);
+    }
+  }
+  if (!json && !blocks && wrote_text) std::printf("\n");
   std::fflush(stdout);
   grpc::Status status = reader->Finish();
   if (!status.ok()) DieWithGrpcStatus(status);
+  // The server cut the generation short (the KV cache could not hold it, or it drained): the
+  // text above is truncated, so say so and fail.
+  std::vector<std::string> aborted;
+  int aborted_tokens = 0;
+  for (const auto& [index, o] : outputs) {
+    if (o.finish_reason != "abort") continue;
+    aborted.push_back(absl::StrCat(index));
+    aborted_tokens += o.tokens;
+  }
+  if (!aborted.empty()) {
+    std::fprintf(
+        stderr, "%s: generation aborted by the server after %d tokens%s\n", kTool, aborted_tokens,
+        outputs.size() > 1 ? absl::StrCat(" (output ", absl::StrJoin(aborted, ", "), ")").c_str()
+                           : "");
+    return 1;
+  }
   return 0;
 }
 
 int Tokenize(kitty::v1::Inference::Stub& stub) {
+  if (absl::Status s = CheckUtf8(absl::GetFlag(FLAGS_text), "--text"); !s.ok()) {
+    DieWithStatus(kTool, s);
+  }
   kitty::v1::TokenizeRequest req;
   req.set_text(absl::GetFlag(FLAGS_text));
   req.set_add_special_tokens(absl::GetFlag(FLAGS_add_special_tokens));
@@ -242,6 +314,7 @@ int Info(kitty::v1::Inference::Stub& stub) {
 int Health(const std::shared_ptr<grpc::Channel>& channel) {
   static const char* kNames[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
   const std::string service = absl::GetFlag(FLAGS_service);
+  if (absl::Status s = CheckUtf8(service, "--service"); !s.ok()) DieWithStatus(kTool, s);
   std::string wire;
   if (!service.empty()) {
     wire.push_back(0x0a);
@@ -280,6 +353,9 @@ int Health(const std::shared_ptr<grpc::Channel>& channel) {
 }
 
 int Main(const std::string& command) {
+  if (absl::Status s = CheckTimeout(absl::GetFlag(FLAGS_timeout_s)); !s.ok()) {
+    DieWithStatus(kTool, s);
+  }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(

@@ -124,6 +124,11 @@ int Main() {
     // The flag's default is the serving default; without the flag, evaluate every mode.
     modes = {"auto", "kivi2", "kitty", "kitty-pro", "k4v2"};
   }
+  if (modes.empty()) {  // --kv-cache-dtype "" or ",": it printed an empty table and exited 0
+    DieWithStatus(kTool,
+                  absl::InvalidArgumentError(
+                      "--kv-cache-dtype: no mode given (e.g. --kv-cache-dtype auto,kitty-pro)"));
+  }
   for (const std::string& mode : modes) {
     if (auto m = kernels::ParseKvCacheMode(mode); !m.ok()) {
       DieWithStatus(kTool, absl::InvalidArgumentError(

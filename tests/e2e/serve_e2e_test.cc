@@ -428,6 +428,48 @@ TEST_F(ServeE2eTest, BadInputsGetInvalidArgumentNamingTheField) {
   }
 }
 
+// --timeout-s 1e300 overflowed to a deadline in the past (DEADLINE_EXCEEDED at once).
+TEST_F(ServeE2eTest, CliHugeTimeoutStillGenerates) {
+  Result r = RunCommand(Cli(*server_, {"--timeout-s", "1e300", "generate", "--prompt", kPrompt,
+                                       "--max-tokens", "4", "--temperature", "0"}),
+                        *dir_);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+}
+
+// Plain-text --n 3 streamed the outputs interleaved ("[0]2[1]x[2]2[0]..."): each output is now
+// one block under a header, and every block's text is that output's whole text.
+TEST_F(ServeE2eTest, CliPrintsEachOfNOutputsAsOneBlock) {
+  const std::vector<std::string> common = {"generate", "--prompt", kPrompt, "--max-tokens",
+                                           "12",       "--n",      "3",     "--temperature",
+                                           "1",        "--seed",   "7",     "--ignore-eos"};
+  Result r = RunCommand(Cli(*server_, common), *dir_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<std::string> json_args = common;
+  json_args.push_back("--json");
+  Result j = RunCommand(Cli(*server_, json_args), *dir_);
+  ASSERT_EQ(j.code, 0) << j.err;
+  std::map<int, std::string> texts;
+  for (absl::string_view line : absl::StrSplit(j.out, '\n', absl::SkipEmpty())) {
+    for (const auto& o : nlohmann::json::parse(line).value("outputs", nlohmann::json::array())) {
+      texts[o.value("index", 0)] += o.value("text", "");
+    }
+  }
+  ASSERT_EQ(texts.size(), 3u) << j.out;
+  // Blocks come in the order the outputs finish; compare them as a set.
+  std::map<int, std::string> blocks;
+  for (absl::string_view block : absl::StrSplit(r.out, "--- output ", absl::SkipEmpty())) {
+    int index = -1;
+    const size_t header_end = block.find(" ---\n");
+    ASSERT_NE(header_end, absl::string_view::npos) << r.out;
+    ASSERT_TRUE(absl::SimpleAtoi(block.substr(0, header_end), &index)) << r.out;
+    absl::string_view text = block.substr(header_end + 5);
+    ASSERT_TRUE(absl::ConsumeSuffix(&text, "\n")) << r.out;
+    blocks[index] = std::string(text);
+  }
+  EXPECT_EQ(blocks, texts) << r.out;
+}
+
 TEST_F(ServeE2eTest, UnreachableServerIsOneLineUnavailable) {
   Result r = RunCommand({Bin("kitty-cli"), "--server", absl::StrCat("127.0.0.1:", FreePort()),
                          "--timeout-s=5", "info"},
@@ -502,6 +544,17 @@ TEST_F(ServeE2eTest, KittyBenchServeCompletesEveryRequest) {
     EXPECT_LE(run["ttft_s"]["p50"].get<double>(), run["ttft_s"]["p99"].get<double>());
     EXPECT_GT(run["e2e_s"]["p99"].get<double>(), 0);
   }
+}
+
+// Failed requests made kitty-bench serve print "err 2" and exit 1 with no reason unless --json.
+TEST_F(ServeE2eTest, KittyBenchServeSaysWhyRequestsFailed) {
+  // 600-token prompts do not fit stories260K's 512-token context.
+  Result r = RunCommand({Bin("kitty-bench"), "serve", "--server", server_->address(),
+                         "--num-prompts", "2", "--input-len", "600", "--output-len", "4"},
+                        *dir_, "", std::chrono::seconds(120));
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("kitty-bench: rate 0.00: 2 of 2 requests failed; first error: "
+                               "INVALID_ARGUMENT: prompt_token_ids: 600 tokens"));
 }
 
 TEST_F(ServeE2eTest, MetricsExposeTheContract) {
@@ -673,6 +726,29 @@ TEST(ServeE2eOwnServerTest, SigtermDrainsActiveStreamsThenExitsZero) {
   EXPECT_EQ(server.process().Wait(std::chrono::seconds(30)), 0) << server.process().Describe();
   // One structured log line per request.
   EXPECT_THAT(server.process().out() + server.process().err(), HasSubstr("request_finished id="));
+  fs::remove_all(dir);
+}
+
+// A generation the server aborts (here: 5 + 500 tokens on a 288-token KV cache) printed the
+// truncated text and exited 0.
+TEST(ServeE2eOwnServerTest, CliSaysTheServerAbortedTheGeneration) {
+  const fs::path dir = MakeTempDir("kitty_serve_abort_");
+  Server server(dir, {"--kv-cache-memory=340000"});
+  ASSERT_TRUE(server.WaitReady()) << server.process().Describe();
+  for (const bool json : {false, true}) {
+    SCOPED_TRACE(json ? "--json" : "plain");
+    std::vector<std::string> args = {"generate", "--prompt",     kPrompt,         "--max-tokens",
+                                     "500",      "--ignore-eos", "--temperature", "0"};
+    if (json) args.push_back("--json");
+    Result r = RunCommand(Cli(server, args), dir);
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_FALSE(r.out.empty());
+    if (json) {
+      EXPECT_THAT(r.out, HasSubstr("\"finish_reason\":\"abort\""));
+    }
+    EXPECT_THAT(r.err, ::testing::MatchesRegex(
+                           "kitty-cli: generation aborted by the server after [0-9]+ tokens\n"));
+  }
   fs::remove_all(dir);
 }
 

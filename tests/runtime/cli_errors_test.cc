@@ -37,10 +37,12 @@ struct RunResult {
   std::string out, err;
 };
 
-RunResult RunKittyRun(const std::vector<std::string>& flags, const fs::path& scratch) {
+// Runs build/bin/<tool> with `flags`; stdout and stderr go to files under `scratch`.
+RunResult RunTool(const std::string& tool, const std::vector<std::string>& flags,
+                  const fs::path& scratch) {
   const std::string out_path = (scratch / "stdout.txt").string();
   const std::string err_path = (scratch / "stderr.txt").string();
-  std::vector<std::string> args = {BinDir() + "/kitty-run"};
+  std::vector<std::string> args = {BinDir() + "/" + tool};
   args.insert(args.end(), flags.begin(), flags.end());
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -65,6 +67,10 @@ RunResult RunKittyRun(const std::vector<std::string>& flags, const fs::path& scr
   r.out = ReadFileOrDie(out_path);
   r.err = ReadFileOrDie(err_path);
   return r;
+}
+
+RunResult RunKittyRun(const std::vector<std::string>& flags, const fs::path& scratch) {
+  return RunTool("kitty-run", flags, scratch);
 }
 
 class CliErrorsTest : public ::testing::Test {
@@ -99,14 +105,19 @@ class CliErrorsTest : public ::testing::Test {
     return s;
   }
 
-  // Runs kitty-run and checks the failure contract; returns the stderr line (no newline).
-  std::string ExpectOneLineError(const std::vector<std::string>& flags) {
-    const RunResult r = RunKittyRun(flags, scratch_);
+  // Runs `tool` (kitty-run by default) and checks the failure contract: exit `want_code` (any
+  // nonzero when -1); returns the stderr line (no newline).
+  std::string ExpectOneLineError(const std::vector<std::string>& flags,
+                                 const std::string& tool = "kitty-run", int want_code = -1) {
+    const RunResult r = RunTool(tool, flags, scratch_);
     EXPECT_TRUE(r.exited) << "killed by signal " << r.signal << "; stderr: " << r.err;
     EXPECT_NE(r.exit_code, 0) << r.err;
+    if (want_code >= 0) {
+      EXPECT_EQ(r.exit_code, want_code) << r.err;
+    }
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "stderr: " << r.err;
     EXPECT_TRUE(!r.err.empty() && r.err.back() == '\n') << "stderr: " << r.err;
-    EXPECT_THAT(r.err, ::testing::StartsWith("kitty-run: "));
+    EXPECT_THAT(r.err, ::testing::StartsWith(tool + ": "));
     EXPECT_TRUE(r.out.empty()) << "stdout: " << r.out;
     std::string line = r.err;
     if (!line.empty() && line.back() == '\n') line.pop_back();
@@ -217,6 +228,134 @@ TEST_F(CliErrorsTest, GoodInputStillRuns) {
   EXPECT_TRUE(r.exited);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("\"token_ids\""));
+}
+
+// --help listed no flags ("No flags matched.", exit 1): Abseil only took flags from
+// <binary name>_main.cc, and kitty-run is built from kitty_run_main.cc. kitty-bench --help
+// printed "usage: ... (see --help)" and exited 2.
+TEST_F(CliErrorsTest, HelpListsTheFlagsAndExitsZero) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"kitty-run", {"--model", "--prompts_file", "--kv_cache_dtype", "--max_num_seqs"}},
+      {"kitty-serve", {"--model", "--kv_cache_dtype", "--max_num_batched_tokens"}},
+      {"kitty-cli", {"--server", "--prompt", "--timeout_s"}},
+      {"kitty-eval", {"--model", "--text", "--kv_cache_dtype"}},
+      {"kitty-bench", {"--model", "--max_concurrency", "--plot", "--max_num_seqs"}},
+  };
+  for (const auto& [tool, flags] : cases) {
+    for (const char* help : {"--help", "--helpshort"}) {
+      SCOPED_TRACE(tool + " " + help);
+      const RunResult r = RunTool(tool, {help}, scratch_);
+      EXPECT_TRUE(r.exited);
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_THAT(r.out, ::testing::Not(HasSubstr("No flags matched")));
+      EXPECT_THAT(r.out, HasSubstr("Flags from runtime/"));
+      for (const std::string& f : flags) EXPECT_THAT(r.out, HasSubstr(f)) << r.out;
+    }
+  }
+  const RunResult r = RunTool("kitty-bench", {"throughput", "--help"}, scratch_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("--input_len"));
+}
+
+// kitty-bench serve checks its numbers before it connects (no server is needed here):
+// --max-concurrency 0 used to wait forever, --num-prompts -1 died of std::length_error and
+// zero lengths silently ran as 1.
+TEST_F(CliErrorsTest, BenchServeRejectsBadNumbers) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--max-concurrency", "0"}, "--max-concurrency"},
+      {{"--max-concurrency", "-2"}, "--max-concurrency"},
+      {{"--num-prompts", "-1"}, "--num-prompts"},
+      {{"--num-prompts", "0"}, "--num-prompts"},
+      {{"--input-len", "0", "--output-len", "0"}, "--input-len"},
+      {{"--output-len", "-1"}, "--output-len"},
+  };
+  for (const auto& [flags, name] : cases) {
+    SCOPED_TRACE(flags[0] + " " + flags[1]);
+    std::vector<std::string> args = {"serve", "--server", "127.0.0.1:1"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    EXPECT_THAT(ExpectOneLineError(args, "kitty-bench", 2), HasSubstr(name));
+  }
+}
+
+// An empty mode list ("" or ",") printed an empty table and exited 0.
+TEST_F(CliErrorsTest, EmptyModeListIsAnError) {
+  for (const std::string modes : {"", ",", " , "}) {
+    SCOPED_TRACE("--kv-cache-dtype '" + modes + "'");
+    EXPECT_THAT(ExpectOneLineError({"throughput", "--kv-cache-dtype", modes, "--num-prompts", "1",
+                                    "--input-len", "4", "--output-len", "2"},
+                                   "kitty-bench", 2),
+                HasSubstr("--kv-cache-dtype"));
+    EXPECT_THAT(ExpectOneLineError({"--model", Model(), "--kv-cache-dtype", modes, "--memory-only"},
+                                   "kitty-eval", 2),
+                HasSubstr("--kv-cache-dtype"));
+    EXPECT_THAT(ExpectOneLineError({"--model", Model(), "--kv-cache-dtype", modes, "--text",
+                                    TestDataPath("stories260K/hf/config.json")},
+                                   "kitty-eval", 2),
+                HasSubstr("--kv-cache-dtype"));
+  }
+  EXPECT_THAT(ExpectOneLineError({"throughput", "--max-num-seqs-sweep", ",", "--num-prompts", "1",
+                                  "--input-len", "4", "--output-len", "2"},
+                                 "kitty-bench", 2),
+              HasSubstr("--max-num-seqs-sweep"));
+}
+
+// --plot PATH was pasted into std::system("gnuplot -e \"... set output 'PATH' ...\""): a path
+// with $(...) ran the command, quotes broke it, and gnuplot itself runs "set output '|cmd'".
+TEST_F(CliErrorsTest, BenchPlotPathIsNeverRunAsACommand) {
+  const auto bench = [&](const std::string& png) {
+    return RunTool("kitty-bench",
+                   {"throughput", "--kv-cache-dtype", "auto", "--num-prompts", "1", "--input-len",
+                    "4", "--output-len", "2", "--plot", png},
+                   scratch_);
+  };
+  const fs::path pwned = scratch_ / "pwned";
+  RunResult r = bench((scratch_ / "x$(touch ").string() + pwned.string() + ").png");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(pwned)) << "the shell ran the --plot path";
+  const fs::path piped = scratch_ / "piped";
+  r = bench("|touch " + piped.string());  // relative: gnuplot would pipe to `touch`
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(piped)) << "gnuplot ran the --plot path";
+
+  // Quotes, spaces and backslashes are just characters of the file name.
+  const fs::path odd = scratch_ / "it's \"odd\" \\ name.png";
+  r = bench(odd.string());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(odd.string() + ".dat"));
+  if (std::system("gnuplot --version >/dev/null 2>&1") == 0) {
+    ASSERT_TRUE(fs::exists(odd)) << r.err;
+    EXPECT_EQ(ReadFileOrDie(odd.string()).substr(1, 3), "PNG");
+  }
+
+  // A line break would end the gnuplot string and command: refused before the run.
+  EXPECT_THAT(ExpectOneLineError({"throughput", "--plot", (scratch_ / "a\nb.png").string()},
+                                 "kitty-bench", 2),
+              HasSubstr("--plot"));
+}
+
+// kitty-cli checks these before any call (the server at 127.0.0.1:1 is never reached).
+TEST_F(CliErrorsTest, CliRejectsBadInputBeforeTheCall) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      // Invalid UTF-8 reached the server, whose protobuf parsing failed: UNIMPLEMENTED, no text.
+      {{"generate", "--prompt", "ab\xff"}, "kitty-cli: --prompt is not valid UTF-8"},
+      {{"generate", "--prompt", "ab\xed\xa0\x80"}, "kitty-cli: --prompt is not valid UTF-8"},
+      {{"generate", "--prompt", "ab\xc0\xaf"}, "kitty-cli: --prompt is not valid UTF-8"},
+      {{"generate", "--prompt", "ab\xe2\x82"}, "kitty-cli: --prompt is not valid UTF-8"},
+      {{"generate", "--prompt", "hi", "--stop", "\xff"}, "kitty-cli: --stop is not valid UTF-8"},
+      {{"tokenize", "--text", "ab\xff"}, "kitty-cli: --text is not valid UTF-8"},
+      // -5 silently meant "no seed" (only -1 is documented as that).
+      {{"generate", "--prompt", "hi", "--seed", "-5"}, "--seed"},
+      // Not a deadline.
+      {{"--timeout-s", "-1", "info"}, "--timeout-s"},
+      {{"--timeout-s", "inf", "info"}, "--timeout-s"},
+      {{"--timeout-s", "nan", "generate", "--prompt", "hi"}, "--timeout-s"},
+  };
+  for (const auto& [args, want] : cases) {
+    SCOPED_TRACE(args[0] + " " + args[1] + " " + args[2]);
+    std::vector<std::string> flags = {"--server", "127.0.0.1:1"};
+    flags.insert(flags.end(), args.begin(), args.end());
+    EXPECT_THAT(ExpectOneLineError(flags, "kitty-cli", 2), HasSubstr(want));
+  }
 }
 
 }  // namespace

@@ -117,27 +117,77 @@ TEST(KittyRunBatchTest, TinyBudgetForcesPreemptionAndFreesEverything) {
   for (int i = 0; i < 12; ++i) EXPECT_EQ(r.lines[i]["token_ids"].size(), 40u);
 }
 
-TEST(KittyRunBatchTest, BadLineIsAOneLineErrorNamingTheLine) {
-  const std::string file = WritePrompts("kitty_run_bad.jsonl", {"{\"prompt\":\"a\"}", "{oops"});
+struct BatchError {
+  int exit_code = -1;                    // -1: not a normal exit
+  std::vector<std::string> error_lines;  // the "kitty-run: ..." lines of stderr (logs aside)
+  std::string err;
+};
+
+BatchError RunBadPromptsFile(const std::string& file) {
   const std::string cmd =
       BinDir() + "/kitty-run --model builtin:tiny --prompts-file " + file + " 2>&1 >/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
-  std::string err;
+  BatchError r;
   char buf[512];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) err.append(buf, n);
+  while (size_t n = fread(buf, 1, sizeof buf, p)) r.err.append(buf, n);
   const int status = pclose(p);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_NE(WEXITSTATUS(status), 0);
-  // Exactly one error line (log lines aside), naming the line.
-  std::istringstream in(err);
-  int error_lines = 0;
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  std::istringstream in(r.err);
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("kitty-run:", 0) == 0) {
-      ++error_lines;
-      EXPECT_NE(line.find("line 2"), std::string::npos) << line;
-    }
+    if (line.rfind("kitty-run:", 0) == 0) r.error_lines.push_back(line);
   }
-  EXPECT_EQ(error_lines, 1) << err;
+  return r;
+}
+
+TEST(KittyRunBatchTest, BadLineIsAOneLineErrorNamingTheLine) {
+  const std::string file = WritePrompts("kitty_run_bad.jsonl", {"{\"prompt\":\"a\"}", "{oops"});
+  const BatchError r = RunBadPromptsFile(file);
+  ASSERT_NE(r.exit_code, -1) << r.err;
+  EXPECT_NE(r.exit_code, 0);
+  // Exactly one error line (log lines aside), naming the line.
+  ASSERT_EQ(r.error_lines.size(), 1u) << r.err;
+  EXPECT_NE(r.error_lines[0].find("line 2"), std::string::npos) << r.error_lines[0];
+}
+
+// Valid JSON that is not an object used to die of an uncaught nlohmann type_error (the
+// command-line defaults were written into it as if it were an object).
+TEST(KittyRunBatchTest, LineThatIsNotAnObjectIsAnError) {
+  for (const std::string bad : {"[1,2]", "\"text\"", "3", "null"}) {
+    SCOPED_TRACE(bad);
+    const BatchError r =
+        RunBadPromptsFile(WritePrompts("kitty_run_not_object.jsonl", {"{\"prompt\":\"a\"}", bad}));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    ASSERT_EQ(r.error_lines.size(), 1u) << r.err;
+    EXPECT_NE(r.error_lines[0].find("line 2: not a JSON object"), std::string::npos)
+        << r.error_lines[0];
+  }
+}
+
+// A directory opened as an ifstream reads as empty: it ran nothing and exited 0.
+TEST(KittyRunBatchTest, DirectoryIsAnError) {
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  const BatchError r = RunBadPromptsFile(dir);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  ASSERT_EQ(r.error_lines.size(), 1u) << r.err;
+  EXPECT_NE(r.error_lines[0].find("directory"), std::string::npos) << r.error_lines[0];
+}
+
+// 4294967297 = 2^32 + 1 was narrowed to max_tokens = 1 without a word.
+TEST(KittyRunBatchTest, OutOfRangeIntegerIsAnError) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{\"prompt\":\"a\",\"max_tokens\":4294967297}", "\"max_tokens\""},
+      {"{\"prompt\":\"a\",\"top_k\":-4294967296}", "\"top_k\""},
+      {"{\"prompt_token_ids\":[1,4294967298]}", "\"prompt_token_ids\""},
+      {"{\"prompt\":\"a\",\"seed\":-5}", "\"seed\""},
+  };
+  for (const auto& [line, field] : cases) {
+    SCOPED_TRACE(line);
+    const BatchError r = RunBadPromptsFile(WritePrompts("kitty_run_range.jsonl", {line}));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    ASSERT_EQ(r.error_lines.size(), 1u) << r.err;
+    EXPECT_NE(r.error_lines[0].find("line 1: " + field), std::string::npos) << r.error_lines[0];
+    EXPECT_NE(r.error_lines[0].find("out of range"), std::string::npos) << r.error_lines[0];
+  }
 }
 
 }  // namespace
