@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <random>
+#include <string_view>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -29,7 +30,25 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 
 constexpr int64_t kDefaultCpuKvBytes = int64_t{512} << 20;
 
-// The sizes and limits of `c` that no engine can run with, named by their flags.
+// Request ids go into logs, metrics-adjacent lines and responses: bounded, one printable line.
+absl::Status ValidateRequestId(std::string_view id) {
+  constexpr size_t kMaxBytes = 256;
+  if (id.size() > kMaxBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("request_id: %d bytes, at most %d", id.size(), kMaxBytes));
+  }
+  for (const char c : id) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("request_id: control character 0x%02x (ids must be printable)", u));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ValidateEngineConfig(const EngineConfig& c) {
   auto at_least = [](const char* flag, int64_t v, int64_t min) -> absl::Status {
     if (v >= min) return absl::OkStatus();
@@ -48,8 +67,6 @@ absl::Status ValidateEngineConfig(const EngineConfig& c) {
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 // ---- per-request state (engine thread only) ---------------------------------------------------
 
@@ -315,6 +332,7 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::Impl::AddRequest(Request 
         context_capped_by_kv_ ? ", capped by the KV cache: raise --kv-cache-memory" : ""));
   }
   RETURN_IF_ERROR(ValidateSamplingParams(req.params, V));
+  RETURN_IF_ERROR(ValidateRequestId(req.request_id));
   auto state = std::make_unique<RequestState>();
   state->arrival = Clock::now();
   state->max_tokens = std::min(req.params.max_tokens, max_model_len_ - n);

@@ -61,6 +61,10 @@ struct EngineConfig {
       make_runner;
 };
 
+// The sizes and limits of `c` that no engine can run with (InvalidArgument naming the flag).
+// Engine::Create checks them; binaries may call it before loading a model to fail fast.
+absl::Status ValidateEngineConfig(const EngineConfig& c);
+
 struct Request {
   std::string request_id;                 // unique among live requests
   std::vector<int32_t> prompt_token_ids;  // validated by AddRequest

@@ -14,10 +14,12 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -56,7 +58,31 @@ std::string HostPort(const std::string& host, int port) {
   return absl::StrCat(host, ":", port);
 }
 
+// The serve-only flags that no server can run with (the engine checks its own).
+absl::Status ValidateServeFlags() {
+  for (const auto& [flag, port] : {std::pair<const char*, int>{"--port", absl::GetFlag(FLAGS_port)},
+                                   {"--http-port", absl::GetFlag(FLAGS_http_port)}}) {
+    if (port < 0 || port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, " must be in [0, 65535], got ", port));
+    }
+  }
+  const double drain = absl::GetFlag(FLAGS_drain_timeout_s);
+  if (!(drain >= 0) || !std::isfinite(drain)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--drain-timeout-s must be a finite number of seconds >= 0, got ", drain));
+  }
+  const std::string level = absl::GetFlag(FLAGS_log_level);
+  // spdlog maps unknown names to "off": a typo would silence the server.
+  if (spdlog::level::from_str(level) == spdlog::level::off && level != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log-level must be trace, debug, info, warn, error, critical or off, got \"",
+                     level, "\""));
+  }
+  return absl::OkStatus();
+}
+
 int Main() {
+  if (absl::Status s = ValidateServeFlags(); !s.ok()) DieWithStatus(kTool, s);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l kitty-serve %v");
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
 
@@ -73,6 +99,7 @@ int Main() {
   if (served_name.empty()) served_name = model_arg;
 
   const EngineConfig config = EngineConfigFromFlags();
+  if (absl::Status s = ValidateEngineConfig(config); !s.ok()) DieWithStatus(kTool, s);
   const absl::Duration drain_timeout = absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s));
 
   // ---- listeners first, not serving until the model is loaded ----
@@ -82,14 +109,19 @@ int Main() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second server on a busy port would start and take
+  // half of its connections. A busy port must be an error instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int grpc_port = 0;
   builder.AddListeningPort(HostPort(host, absl::GetFlag(FLAGS_port)),
                            grpc::InsecureServerCredentials(), &grpc_port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {
-    DieWithStatus(kTool, absl::UnavailableError(absl::StrCat(
-                             "cannot listen on ", HostPort(host, absl::GetFlag(FLAGS_port)))));
+    DieWithStatus(kTool,
+                  absl::UnavailableError(absl::StrCat(
+                      "cannot listen on ", HostPort(host, absl::GetFlag(FLAGS_port)),
+                      " (the port is in use, or the host is not an address of this machine)")));
   }
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   auto set_serving = [&](bool serving) {
@@ -158,8 +190,22 @@ int Main() {
   ready.store(false);
   set_serving(false);
   engine->StartDrain();
-  const bool idle = engine->WaitIdle(drain_timeout);
-  if (!idle) spdlog::warn("drain timeout: aborting the requests still running");
+  // Until idle or the timeout; a second SIGTERM / SIGINT stops waiting (as vLLM's second
+  // Ctrl-C), aborting what still runs.
+  const absl::Time drain_deadline = absl::Now() + drain_timeout;
+  bool idle = false, again = false;
+  while (!(idle = engine->WaitIdle(absl::Milliseconds(100))) && absl::Now() < drain_deadline) {
+    timespec poll_now{0, 0};
+    if (sigtimedwait(&signals, nullptr, &poll_now) > 0) {
+      again = true;
+      break;
+    }
+  }
+  if (again) {
+    spdlog::warn("second signal: aborting the requests still running");
+  } else if (!idle) {
+    spdlog::warn("drain timeout: aborting the requests still running");
+  }
   engine->Stop();  // aborts what is left; their streams get finish_reason "abort"
   // In-flight RPCs now only have their last message to write; give them a moment.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

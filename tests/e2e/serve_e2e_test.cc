@@ -729,6 +729,23 @@ TEST(ServeE2eOwnServerTest, SigtermDrainsActiveStreamsThenExitsZero) {
   fs::remove_all(dir);
 }
 
+// gRPC's default SO_REUSEPORT let a second server start on a busy port and take part of the
+// first one's calls (answering for another model); a busy port must stop the second server.
+TEST(ServeE2eOwnServerTest, BusyGrpcPortIsAnError) {
+  const fs::path dir = MakeTempDir("kitty_serve_busy_");
+  Server first(dir);
+  ASSERT_TRUE(first.WaitReady()) << first.process().Describe();
+  const std::string port = first.address().substr(first.address().rfind(':') + 1);
+  Result r = RunCommand({Bin("kitty-serve"), "--model", "builtin:tiny", "--host", "127.0.0.1",
+                         "--port=" + port, "--http-port=0"},
+                        dir);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("kitty-serve: cannot listen on 127.0.0.1:" + port));
+  first.process().Signal(SIGTERM);
+  EXPECT_EQ(first.process().Wait(std::chrono::seconds(30)), 0);
+  fs::remove_all(dir);
+}
+
 // A generation the server aborts (here: cut off when a SIGTERM's drain timeout runs out)
 // printed the truncated text and exited 0. (A request asking for more tokens than the KV cache
 // holds no longer aborts: max_model_len is capped to the cache, so it ends with "length".)

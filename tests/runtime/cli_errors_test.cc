@@ -277,6 +277,28 @@ TEST_F(CliErrorsTest, BenchServeRejectsBadNumbers) {
   }
 }
 
+// Flags no server can run with fail before it listens or loads a model (a zero token budget
+// crashed on a CHECK; out-of-range ports wrapped around; an unknown log level silenced it).
+TEST_F(CliErrorsTest, ServeRejectsBadFlagsBeforeListening) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--port", "99999"}, "--port must be in [0, 65535]"},
+      {{"--http-port", "-5"}, "--http-port must be in [0, 65535]"},
+      {{"--log-level", "bogus"}, "--log-level must be"},
+      {{"--drain-timeout-s", "nan"}, "--drain-timeout-s"},
+      {{"--max-num-batched-tokens", "0"}, "--max-num-batched-tokens must be at least 1"},
+      {{"--max-num-seqs", "0"}, "--max-num-seqs must be at least 1"},
+      {{"--max-queued-requests", "-300"}, "--max-queued-requests"},
+      {{"--kv-cache-memory", "-100"}, "--kv-cache-memory"},
+      {{"--gpu-memory-utilization", "1.5"}, "--gpu-memory-utilization"},
+  };
+  for (const auto& [flags, want] : cases) {
+    SCOPED_TRACE(flags[0] + " " + flags[1]);
+    std::vector<std::string> args = {"--model", "builtin:tiny", "--port", "0", "--http-port", "0"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    EXPECT_THAT(ExpectOneLineError(args, "kitty-serve", 2), HasSubstr(want));
+  }
+}
+
 // An empty mode list ("" or ",") printed an empty table and exited 0.
 TEST_F(CliErrorsTest, EmptyModeListIsAnError) {
   for (const std::string modes : {"", ",", " , "}) {

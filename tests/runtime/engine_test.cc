@@ -275,6 +275,16 @@ TEST(EngineTest, BadRequestsAreRejectedWithTheField) {
   EXPECT_THAT(e->AddRequest(many_stops).status(),
               ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
                                          ::testing::HasSubstr("sampling_params.stop")));
+  Request forged = Greedy({1, 2, 3}, 4);
+  forged.request_id = "a\n2026-12-07T20:00:00.000 info kitty-serve stopped";
+  EXPECT_THAT(e->AddRequest(forged).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::HasSubstr("request_id: control character")));
+  Request huge_id = Greedy({1, 2, 3}, 4);
+  huge_id.request_id = std::string(257, 'x');
+  EXPECT_THAT(e->AddRequest(huge_id).status(),
+              ::kitty::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::HasSubstr("request_id: 257 bytes")));
   e->StartDrain();
   EXPECT_THAT(e->AddRequest(Greedy({1, 2}, 2)).status(),
               ::kitty::testing::StatusIs(absl::StatusCode::kUnavailable, ::testing::_));
