@@ -8,15 +8,19 @@
 // then SERVING / 200. SIGTERM or SIGINT drains: health goes NOT_SERVING, new requests get
 // UNAVAILABLE, in-flight ones finish (at most --drain-timeout-s, then they are aborted), and
 // the process exits 0. Engine and cache flags: runtime/engine_flags.h.
+#include <fcntl.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <pthread.h>
+#include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -58,6 +62,45 @@ std::string HostPort(const std::string& host, int port) {
   return absl::StrCat(host, ":", port);
 }
 
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void OnStopSignal(int sig) {
+  const int saved_errno = errno;
+  const unsigned char b = static_cast<unsigned char>(sig);
+  (void)!::write(g_signal_pipe[1], &b, 1);  // async-signal-safe; a full pipe drops a repeat
+  errno = saved_errno;
+}
+
+absl::Status InstallSignalPipe() {
+  if (::pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
+  }
+  struct sigaction sa = {};
+  sa.sa_handler = OnStopSignal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  for (const int sig : {SIGTERM, SIGINT}) {
+    if (::sigaction(sig, &sa, nullptr) != 0) {
+      return absl::InternalError(absl::StrCat("sigaction: ", std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The next SIGTERM / SIGINT received (its number), waiting up to `timeout_ms` (-1: forever);
+// 0 if none came.
+int NextSignal(int timeout_ms) {
+  pollfd p = {g_signal_pipe[0], POLLIN, 0};
+  while (true) {
+    const int n = ::poll(&p, 1, timeout_ms);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return 0;
+    unsigned char b = 0;
+    if (::read(g_signal_pipe[0], &b, 1) == 1) return b;
+    if (timeout_ms >= 0) return 0;
+  }
+}
+
 // The serve-only flags that no server can run with (the engine checks its own).
 absl::Status ValidateServeFlags() {
   for (const auto& [flag, port] : {std::pair<const char*, int>{"--port", absl::GetFlag(FLAGS_port)},
@@ -86,13 +129,11 @@ int Main() {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l kitty-serve %v");
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
 
-  // Signals are taken synchronously by this thread (sigwait below); block them before any other
-  // thread starts so every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGTERM / SIGINT only write their number to a pipe that this thread reads. (Blocking them
+  // and sigwait()ing was not enough: a thread started before main, e.g. OpenBLAS's pool, keeps
+  // them unblocked, and a signal arriving while this thread was not in sigwait killed the
+  // process.)
+  if (absl::Status s = InstallSignalPipe(); !s.ok()) DieWithStatus(kTool, s);
 
   const std::string model_arg = absl::GetFlag(FLAGS_model);
   std::string served_name = absl::GetFlag(FLAGS_served_model_name);
@@ -184,8 +225,7 @@ int Main() {
       cache.kv_cache_bytes, cache.capacity_tokens, cache.max_model_len);
 
   // ---- wait for SIGTERM / SIGINT, then drain ----
-  int sig = 0;
-  sigwait(&signals, &sig);
+  const int sig = NextSignal(-1);
   spdlog::info("signal={} draining (timeout {}s)", sig, absl::ToDoubleSeconds(drain_timeout));
   ready.store(false);
   set_serving(false);
@@ -195,8 +235,7 @@ int Main() {
   const absl::Time drain_deadline = absl::Now() + drain_timeout;
   bool idle = false, again = false;
   while (!(idle = engine->WaitIdle(absl::Milliseconds(100))) && absl::Now() < drain_deadline) {
-    timespec poll_now{0, 0};
-    if (sigtimedwait(&signals, nullptr, &poll_now) > 0) {
+    if (NextSignal(0) != 0) {
       again = true;
       break;
     }

@@ -729,6 +729,37 @@ TEST(ServeE2eOwnServerTest, SigtermDrainsActiveStreamsThenExitsZero) {
   fs::remove_all(dir);
 }
 
+// A second SIGTERM while draining stops waiting for the streams (the drain timeout is 60 s
+// here): the server exits 0 and the streams not finished by then end with "abort" (one
+// sequence at a time: 16 streams of ~0.5 s would otherwise drain for seconds, none aborted).
+TEST(ServeE2eOwnServerTest, SecondSigtermAbortsTheDrain) {
+  const fs::path dir = MakeTempDir("kitty_serve_second_signal_");
+  Server server(dir, {"--max-num-seqs=1"});
+  ASSERT_TRUE(server.WaitReady()) << server.process().Describe();
+  std::vector<std::unique_ptr<Process>> clients;
+  for (int i = 0; i < 16; ++i) {
+    clients.push_back(std::make_unique<Process>(
+        Cli(server,
+            {"generate", "--prompt", kPrompt, "--max-tokens", "100000", "--ignore-eos", "--json"}),
+        dir, absl::StrCat("second", i)));
+  }
+  ASSERT_TRUE(PollUntil([&] { return !clients[0]->out().empty(); }, std::chrono::seconds(30)));
+  server.process().Signal(SIGTERM);
+  ASSERT_TRUE(PollUntil([&] { return HttpGet(server.http_port(), "/health").first == 503; },
+                        std::chrono::seconds(10)));
+  server.process().Signal(SIGTERM);
+  EXPECT_EQ(server.process().Wait(std::chrono::seconds(20)), 0) << server.process().Describe();
+  EXPECT_THAT(server.process().out() + server.process().err(), HasSubstr("second signal"));
+  int aborted = 0;
+  for (auto& c : clients) {
+    const std::optional<int> code = c->Wait(std::chrono::seconds(20));
+    ASSERT_TRUE(code.has_value()) << c->Describe();
+    aborted += *code == 1 && absl::StrContains(c->err(), "aborted by the server");
+  }
+  EXPECT_GT(aborted, 0);
+  fs::remove_all(dir);
+}
+
 // gRPC's default SO_REUSEPORT let a second server start on a busy port and take part of the
 // first one's calls (answering for another model); a busy port must stop the second server.
 TEST(ServeE2eOwnServerTest, BusyGrpcPortIsAnError) {
