@@ -45,6 +45,11 @@ absl::StatusOr<BlockManagerConfig> SizeBlockManager(int64_t budget_bytes, int32_
   return out;
 }
 
+int32_t PagesForTokens(int32_t num_tokens, const BlockManagerConfig& geometry) {
+  const SeqKvCounters c = PlanAppend({}, std::max(0, num_tokens), geometry).counters;
+  return std::max(c.num_k_pages, c.num_v_pages);
+}
+
 int32_t MaxSequenceTokens(const BlockManagerConfig& config) {
   if (config.num_sink_blocks <= 0 || config.num_tail_slots <= 0) return 0;
   const int64_t S = config.sink_tokens, P = config.page_tokens, W = config.v_window_tokens;

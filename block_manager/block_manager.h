@@ -84,6 +84,11 @@ absl::StatusOr<BlockManagerConfig> SizeBlockManager(int64_t budget_bytes, int32_
                                                     const BlockManagerConfig& unit_sizes,
                                                     int32_t pages_per_seq = 1);
 
+// The page pairs a sequence holding `num_tokens` tokens occupies: its sealed K pages (V pages
+// are never more), by the append rule below. SizeBlockManager's `pages_per_seq` for sequences
+// that end at that length.
+int32_t PagesForTokens(int32_t num_tokens, const BlockManagerConfig& geometry);
+
 // The most tokens one sequence can hold with the whole cache to itself: the K pages (and V
 // pages, W tokens behind) of `config` plus what its sink and tails hold before the next page
 // would seal. The engine caps the context (max_model_len) with it, so that a request never

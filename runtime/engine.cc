@@ -245,9 +245,9 @@ absl::Status Engine::Impl::Init() {
   if (spec_.sink_tokens == 0) {
     return absl::InvalidArgumentError("--kv-sink-tokens must be at least 1 for the engine");
   }
-  const int pages_per_seq = std::max(1, (config_.expected_tokens_per_seq - spec_.sink_tokens +
-                                         kernels::KvCacheSpec::kPageTokens - 1) /
-                                            kernels::KvCacheSpec::kPageTokens);
+  // A sequence of expected_tokens_per_seq tokens ends with the K/V of all but its last token.
+  const int pages_per_seq = std::max(
+      1, block_manager::PagesForTokens(std::max(0, config_.expected_tokens_per_seq - 1), units));
   ASSIGN_OR_RETURN(
       block_manager::BlockManagerConfig bmc,
       block_manager::SizeBlockManager(budget, config_.max_num_seqs, units, pages_per_seq));

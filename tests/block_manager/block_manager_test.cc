@@ -499,6 +499,24 @@ TEST(MaxSequenceTokensTest, IsWhereAppendingAloneFirstFails) {
   EXPECT_EQ(MaxSequenceTokens(Config(10, 0)), 0);
 }
 
+// PagesForTokens is what a sequence of that length actually holds (no more: sizing reserves
+// it per sequence slot), in the Kitty geometry and in mode auto.
+TEST(PagesForTokensTest, IsWhatASequenceOfThatLengthHolds) {
+  for (int32_t window : {128, 0}) {
+    BlockManager bm(Config(100, 1, window));
+    ASSERT_TRUE(bm.AllocateSequence(kA, {}, "").has_value());
+    for (int32_t n = 0; n <= 8 * kP + kS; ++n) {
+      if (n > 0) ASSERT_TRUE(bm.AppendTokens(kA, {n}).has_value());
+      const SequencePages& p = bm.Get(kA);
+      EXPECT_EQ(PagesForTokens(n, bm.config()), std::max(p.k_pages.size(), p.v_pages.size()))
+          << "W " << window << ", " << n << " tokens";
+    }
+  }
+  // 65 + 8127 tokens (the long-generation benchmark): the K/V of 8191 tokens are 63 K pages
+  // and 62 V pages, where a rounded-up (8192 - 32) / 128 reserved 64 pairs.
+  EXPECT_EQ(PagesForTokens(8191, Config(0, 0)), 63);
+}
+
 TEST(BlockManagerDeathTest, MisuseCrashesNamingTheBug) {
   BlockManager bm(Config(2, 2));
   ASSERT_TRUE(bm.AllocateSequence(kA, {}, "").has_value());
