@@ -230,6 +230,31 @@ std::optional<int32_t> BlockManager::AllocateSequence(SeqId seq,
   return cached;
 }
 
+std::optional<int32_t> BlockManager::PlanAdmission(absl::Span<const int32_t> prompt_token_ids,
+                                                   std::string_view cache_salt,
+                                                   int32_t max_new_tokens) const {
+  Lookup lookup;
+  if (config_.enable_prefix_caching) lookup = LookupPrefix(prompt_token_ids, HashSalt(cache_salt));
+  if (tail_pool_.num_free_queue_blocks() == 0) return std::nullopt;
+  if (!lookup.sink.has_value() && sink_pool_.num_free_queue_blocks() == 0) return std::nullopt;
+  SeqKvCounters c;
+  int64_t k_free = k_pool_.num_free_queue_blocks();
+  int64_t v_free = v_pool_.num_free_queue_blocks();
+  if (lookup.sink.has_value()) {
+    const int32_t j = static_cast<int32_t>(lookup.segments.size());
+    c = SeqKvCounters{
+        config_.sink_tokens, j, 0, j, 0, config_.sink_tokens + config_.page_tokens * j};
+    for (const SegmentEntry& e : lookup.segments) {
+      k_free -= k_pool_.ref_count(e.k.value) == 0;
+      v_free -= v_pool_.ref_count(e.v.value) == 0;
+    }
+  }
+  const int32_t rest = static_cast<int32_t>(prompt_token_ids.size()) - c.num_tokens;
+  const AppendPlan plan = PlanAppend(c, std::max(0, std::min(rest, max_new_tokens)), config_);
+  if (plan.num_new_k_pages > k_free || plan.num_new_v_pages > v_free) return std::nullopt;
+  return c.num_tokens;
+}
+
 // ---- appending ---------------------------------------------------------------------------------
 
 bool BlockManager::CanAppend(absl::Span<const std::pair<SeqId, int32_t>> requests) const {

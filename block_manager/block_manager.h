@@ -210,6 +210,16 @@ class BlockManager {
   std::optional<int32_t> AllocateSequence(SeqId seq, absl::Span<const int32_t> prompt_token_ids,
                                           std::string_view cache_salt);
 
+  // What AllocateSequence(prompt) followed by AppendTokens of the uncached rest, capped at
+  // `max_new_tokens`, would do, without doing it: the tokens the prefix cache would supply, or
+  // nullopt if a sequence slot or the pages are missing (hit pages that sit in the free queue
+  // count as taken). Changes nothing: no stats, no eviction. The scheduler asks this before
+  // admitting, so an admission that cannot complete never touches the cache (a failed attempt
+  // used to pop, and so evict, a cached sink and count the prompt as a prefix-cache query at
+  // every step the queue's head waited).
+  std::optional<int32_t> PlanAdmission(absl::Span<const int32_t> prompt_token_ids,
+                                       std::string_view cache_salt, int32_t max_new_tokens) const;
+
   // Whether every (seq, num_new_tokens) request can append in one step: pages that would seal,
   // summed per pool, vs. free + evictable units. A seq may appear more than once (summed).
   // REQUIRES: every seq is Contains().

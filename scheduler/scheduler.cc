@@ -176,14 +176,15 @@ SchedulerOutput Scheduler::Schedule() {
            static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
       const SeqId id = waiting_.front();
       Sequence& s = *seqs_.at(id);
-      std::optional<int32_t> cached = bm_->AllocateSequence(id, s.token_ids, s.cache_salt);
-      if (!cached.has_value()) break;  // no sequence slot now
-      const int32_t need = static_cast<int32_t>(s.token_ids.size()) - *cached;
+      // Ask first: an admission that cannot complete must not touch the block manager.
+      const std::optional<int32_t> planned = bm_->PlanAdmission(s.token_ids, s.cache_salt, budget);
+      if (!planned.has_value()) break;  // no sequence slot or pages now
+      const int32_t need = static_cast<int32_t>(s.token_ids.size()) - *planned;
       const int32_t n = std::min(need, budget);
-      if ((n < need && !config_.enable_chunked_prefill) || !bm_->CanAppend({{id, n}})) {
-        bm_->Free(id);
-        break;
-      }
+      if (n < need && !config_.enable_chunked_prefill) break;
+      const std::optional<int32_t> cached = bm_->AllocateSequence(id, s.token_ids, s.cache_salt);
+      KITTY_CHECK(cached == planned) << "admission of " << id << " differs from its plan";
+      KITTY_CHECK(bm_->CanAppend({{id, n}})) << "admission of " << id << " lacks planned pages";
       s.num_computed_tokens = *cached;
       s.num_cached_prompt_tokens = *cached;
       s.status = SequenceStatus::kRunning;

@@ -126,14 +126,27 @@ class RandomOpsTest : public ::testing::TestWithParam<Params> {
     const SeqId seq(next_seq_++);
     const std::vector<int32_t> prompt = RandomPrompt();
     const int32_t salt = Uniform(0, 3) == 0 ? 1 : 0;
+    // PlanAdmission predicts AllocateSequence + CanAppend of the rest (capped at a random
+    // token budget) exactly, and changes nothing on the way.
+    const int32_t budget = Uniform(1, 3 * p_.page_tokens);
+    const BlockManagerStats stats_before = bm_->GetStats();
+    const std::optional<int32_t> planned =
+        bm_->PlanAdmission(prompt, salt == 0 ? "" : "tenant", budget);
+    ASSERT_EQ(bm_->GetStats().prefix_cache_queries_tokens,
+              stats_before.prefix_cache_queries_tokens);
+    ASSERT_EQ(bm_->GetStats().sink_blocks.num_free, stats_before.sink_blocks.num_free);
     const std::optional<int32_t> cached =
         bm_->AllocateSequence(seq, prompt, salt == 0 ? "" : "tenant");
     if (!cached.has_value()) {
+      ASSERT_FALSE(planned.has_value());
       ASSERT_FALSE(bm_->Contains(seq));
       return;
     }
     const int32_t S = p_.sink_tokens, P = p_.page_tokens;
     const int32_t len = static_cast<int32_t>(prompt.size());
+    const std::pair<SeqId, int32_t> first_chunk[] = {{seq, std::min(len - *cached, budget)}};
+    ASSERT_EQ(planned.has_value(), bm_->CanAppend(first_chunk)) << seq;
+    if (planned.has_value()) ASSERT_EQ(*planned, *cached) << seq;
     ModelSeq m;
     m.salt = salt;
     if (*cached > 0) {

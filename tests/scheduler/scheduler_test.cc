@@ -147,6 +147,35 @@ TEST(SchedulerTest, PreemptsTheNewestRunningSequenceWhenPagesRunOut) {
   EXPECT_GT(s3->token_ids.size(), 11u);   // keeps its generated tokens
 }
 
+// A waiting head that does not fit yet must leave the block manager alone at every step: a
+// failed admission used to count its prompt as a prefix-cache query each time (35x inflated
+// hit-rate denominators under queueing) and to pop, and so evict, a cached sink.
+TEST(SchedulerTest, BlockedAdmissionTouchesNothing) {
+  BlockManagerConfig config = SmallConfig(/*pages=*/4, /*slots=*/4);
+  config.enable_prefix_caching = true;
+  BlockManager bm(config);
+  Scheduler sched({.max_num_seqs = 4, .max_num_batched_tokens = 64}, &bm);
+  // A finished 20-token sequence leaves its sink (and two pages) cached, findable.
+  sched.AddSequence(SeqId(1), Tokens(20), 0, "");
+  Finish(sched, bm, sched.Schedule());
+  sched.FinishSequence(SeqId(1));
+  // A running sequence holds 3 of the 4 K pages; the next prompt needs 3 more.
+  sched.AddSequence(SeqId(2), Tokens(28, 500), 0, "");
+  Finish(sched, bm, sched.Schedule());
+  sched.AddSequence(SeqId(3), Tokens(28, 900), 0, "");
+  const block_manager::BlockManagerStats before = bm.GetStats();
+  for (int i = 0; i < 5; ++i) {
+    const SchedulerOutput out = sched.Schedule();
+    for (const auto& ss : out.sequences) EXPECT_NE(ss.id, SeqId(3));
+    Finish(sched, bm, out);
+  }
+  const block_manager::BlockManagerStats after = bm.GetStats();
+  EXPECT_EQ(sched.num_waiting(), 1);
+  EXPECT_EQ(after.prefix_cache_queries_tokens, before.prefix_cache_queries_tokens);
+  EXPECT_EQ(after.prefix_cache_evictions, before.prefix_cache_evictions);
+  EXPECT_EQ(after.sink_blocks.num_cached, before.sink_blocks.num_cached);
+}
+
 TEST(SchedulerTest, ForkSharesPagesAndQueuesWhenNoSlot) {
   BlockManager bm(SmallConfig(16, 2));
   Scheduler sched({.max_num_seqs = 4, .max_num_batched_tokens = 100}, &bm);
