@@ -417,6 +417,11 @@ BlockManagerStats BlockManager::GetStats() const {
   s.tail_slots = MakePoolStats(tail_pool_);
   s.num_sequences = num_sequences();
 
+  auto used = [](const PoolStats& p) {
+    return p.num_total > 0 ? static_cast<double>(p.num_used) / p.num_total : 0.0;
+  };
+  s.page_usage = std::max(used(s.k_pages), used(s.v_pages));
+
   s.sink_bytes_in_use = s.sink_blocks.num_used * config_.sink_block_bytes;
   s.tail_bytes_in_use = s.tail_slots.num_used * config_.tail_slot_bytes;
   s.k_page_bytes_in_use = s.k_pages.num_used * config_.k_page_bytes;
@@ -424,25 +429,33 @@ BlockManagerStats BlockManager::GetStats() const {
   s.total_bytes_in_use =
       s.sink_bytes_in_use + s.tail_bytes_in_use + s.k_page_bytes_in_use + s.v_page_bytes_in_use;
 
-  // Token-halves: one K or one V of a token. A partial sink is private (one owner).
+  // Token-halves: one K or one V of a token, in full precision (sinks, tails) or in pages. A
+  // partial sink is private (one owner).
   int64_t partial_sinks = 0;
-  int64_t half_tokens = 0;
+  int64_t fp_half_tokens = 0;
   for (const auto& [id, state] : seqs_) {
     const SeqKvCounters& c = state->pages.counters;
     s.num_logical_tokens += c.num_tokens;
     if (c.sink_tokens < config_.sink_tokens) {
       ++partial_sinks;
-      half_tokens += 2 * static_cast<int64_t>(c.sink_tokens);
+      fp_half_tokens += 2 * static_cast<int64_t>(c.sink_tokens);
     }
-    half_tokens += c.k_tail_tokens + c.v_tail_tokens;
+    fp_half_tokens += c.k_tail_tokens + c.v_tail_tokens;
   }
-  half_tokens += 2 * (s.sink_blocks.num_used - partial_sinks) * config_.sink_tokens;
-  half_tokens +=
+  fp_half_tokens += 2 * (s.sink_blocks.num_used - partial_sinks) * config_.sink_tokens;
+  const int64_t half_tokens =
+      fp_half_tokens +
       static_cast<int64_t>(s.k_pages.num_used + s.v_pages.num_used) * config_.page_tokens;
   s.num_stored_kv_elements = half_tokens * config_.elements_per_token / 2;
-  if (s.num_stored_kv_elements > 0 && s.total_bytes_in_use > 0) {
-    s.effective_bits_per_element = static_cast<double>(s.total_bytes_in_use) * 8 /
-                                   static_cast<double>(s.num_stored_kv_elements);
+  // A sink block is S full-precision K and V rows: its bytes per token-half are those of every
+  // full-precision row (tails too).
+  const double fp_half_token_bytes =
+      static_cast<double>(config_.sink_block_bytes) / (2.0 * config_.sink_tokens);
+  s.stored_bytes = static_cast<int64_t>(static_cast<double>(fp_half_tokens) * fp_half_token_bytes) +
+                   s.k_page_bytes_in_use + s.v_page_bytes_in_use;
+  if (s.num_stored_kv_elements > 0 && s.stored_bytes > 0) {
+    s.effective_bits_per_element =
+        static_cast<double>(s.stored_bytes) * 8 / static_cast<double>(s.num_stored_kv_elements);
     s.compression_vs_fp16 = 16.0 / s.effective_bits_per_element;
     s.logical_compression_vs_fp16 = static_cast<double>(s.num_logical_tokens) *
                                     config_.elements_per_token * 2 /

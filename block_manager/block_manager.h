@@ -169,13 +169,22 @@ struct BlockManagerStats {
   int64_t v_page_bytes_in_use = 0;
   int64_t total_bytes_in_use = 0;
 
+  // Fraction of the fuller page pool in use (vLLM's kv_cache_usage_perc): V pages seal W
+  // tokens after K pages, so K runs out first; the mean of the two read ~0.75 while sequences
+  // were being preempted for lack of K pages. Prefix-cached pages count as free.
+  double page_usage = 0;
+
   // Σ num_tokens over sequences: a shared prefix counts once per sequence.
   int64_t num_logical_tokens = 0;
   // KV elements physically held by units in use, each shared unit once: sinks (their fill),
   // sealed pages (P tokens of K or of V), tails (their fill).
   int64_t num_stored_kv_elements = 0;
-  // total_bytes_in_use * 8 / num_stored_kv_elements: what the storage formats cost per element,
-  // tails and sinks included; and 16 / that. 0 when nothing is stored or sizes are unset.
+  // Bytes those elements occupy: sealed pages plus the filled rows of sinks and tails (the
+  // unfilled rows of a tail slot are reserved memory, in total_bytes_in_use, not storage).
+  int64_t stored_bytes = 0;
+  // stored_bytes * 8 / num_stored_kv_elements: what the storage formats cost per element, tails
+  // and sinks included (mode auto: the dtype's bits exactly); and 16 / that. 0 when nothing is
+  // stored or sizes are unset.
   double effective_bits_per_element = 0;
   double compression_vs_fp16 = 0;
   // fp16 bytes of the logical tokens / total_bytes_in_use: includes the gain of prefix sharing.

@@ -427,7 +427,13 @@ void Engine::Impl::EmitDelta(RequestState& r, OutputState& o, RequestOutput* del
   if (!flush) {
     for (const std::string& s : r.req.params.stop) hold = std::max(hold, s.size() - 1);
   }
-  const size_t visible = o.text.size() > hold ? o.text.size() - hold : 0;
+  size_t visible = o.text.size() > hold ? o.text.size() - hold : 0;
+  // Never end a delta inside a UTF-8 character (the text is valid UTF-8 as a whole): a
+  // cut one is invalid in the protobuf string field and the client cannot parse the message.
+  while (visible > o.emitted_text && visible < o.text.size() &&
+         (static_cast<unsigned char>(o.text[visible]) & 0xC0) == 0x80) {
+    --visible;
+  }
   CompletionDelta d;
   d.index = o.index;
   if (visible > o.emitted_text) {
@@ -450,6 +456,9 @@ void Engine::Impl::HandleToken(RequestState& r, OutputState& o, const SampleResu
   if (!r.got_first_token) {
     r.got_first_token = true;
     r.first_token = now;
+    // As vLLM: the whole prompt once per request, when its prefill completes (prefix-cache hits
+    // included, recomputation after a preemption not counted again).
+    prompt_tokens_total_ += static_cast<int64_t>(r.req.prompt_token_ids.size());
     for (EngineObserver* obs : Observers()) obs->OnFirstToken(Seconds(r.arrival, now));
   } else if (o.tokens.size() > 0) {
     for (EngineObserver* obs : Observers()) {
@@ -519,6 +528,8 @@ void Engine::Impl::CompleteRequest(RequestState& r, RequestOutput* delta) {
   info.generation_tokens = delta->usage.completion_tokens;
   info.cached_prompt_tokens = r.cached_prompt_tokens;
   info.e2e_s = Seconds(r.arrival, now);
+  info.scheduled = r.scheduled;
+  info.got_first_token = r.scheduled && r.got_first_token;
   if (r.scheduled) {
     info.queue_time_s = Seconds(r.arrival, r.first_scheduled);
     if (r.got_first_token) {
@@ -715,7 +726,6 @@ bool Engine::Impl::Step() {
       HandleToken(r, o, s, delta_for(&r));
       CompleteRequest(r, delta_for(&r));
     }
-    prompt_tokens_total_ += num_prompt;
     const double dt = Seconds(t0, Clock::now());
     ++steps_;
     step_time_sum_ += dt;
@@ -800,7 +810,7 @@ void Engine::Impl::UpdateStats(double) {
   s.v_pages_used = bs.v_pages.num_used;
   s.v_pages_free = bs.v_pages.num_free;
   s.v_pages_cached = bs.v_pages.num_cached;
-  s.kv_cache_usage = total > 0 ? static_cast<double>(s.pages_used) / total : 0;
+  s.kv_cache_usage = bs.page_usage;
   s.prefix_cache_queries_tokens = bs.prefix_cache_queries_tokens;
   s.prefix_cache_hit_tokens = bs.prefix_cache_hit_tokens;
   s.prefix_cache_evictions = bs.prefix_cache_evictions;

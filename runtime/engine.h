@@ -133,11 +133,13 @@ struct FinishedRequestInfo {
   int32_t prompt_tokens = 0;
   int32_t generation_tokens = 0;
   int32_t cached_prompt_tokens = 0;
-  double queue_time_s = 0;    // arrival → first scheduled
-  double ttft_s = 0;          // arrival → first token (0 if none)
-  double e2e_s = 0;           // arrival → finish
-  double prefill_time_s = 0;  // first scheduled → first token
-  double decode_time_s = 0;   // first token → finish
+  double queue_time_s = 0;       // arrival → first scheduled
+  double ttft_s = 0;             // arrival → first token (0 if none)
+  double e2e_s = 0;              // arrival → finish
+  double prefill_time_s = 0;     // first scheduled → first token
+  double decode_time_s = 0;      // first token → finish
+  bool scheduled = false;        // ever scheduled (else queue_time_s means nothing)
+  bool got_first_token = false;  // else ttft, prefill and decode times mean nothing
 };
 
 // Observer of engine events; called on the engine thread, must not block. Metrics and the
@@ -170,7 +172,7 @@ struct EngineStats {
   int64_t generation_tokens_total = 0;
   int64_t num_steps = 0;
   int64_t pack_jobs_total = 0;
-  double kv_cache_usage = 0;  // fraction of KV pages in use (0..1)
+  double kv_cache_usage = 0;  // fraction of the fuller page pool (K or V) in use (0..1)
   int64_t prefix_cache_queries_tokens = 0;
   int64_t prefix_cache_hit_tokens = 0;
   int64_t prefix_cache_evictions = 0;

@@ -118,10 +118,12 @@ EngineMetrics::EngineMetrics(MetricsRegistry* registry, const std::string& model
   bytes_per_element_ =
       r.AddGauge("kitty_kv_bytes_per_element",
                  "Average stored bytes per cached K/V element, sinks, tails and pages included "
-                 "(x8 = effective bits per element; fp16 = 2).",
+                 "(x8 = effective bits per element; fp16 = 2); 0 while nothing is cached.",
                  m);
   compression_ratio_ = r.AddGauge("kitty_kv_compression_ratio",
-                                  "KV cache compression versus fp16 (16 / effective bits).", m);
+                                  "KV cache compression versus fp16 (16 / effective bits); 0 while "
+                                  "nothing is cached.",
+                                  m);
   capacity_tokens_ = r.AddGauge("kitty_kv_capacity_tokens",
                                 "Tokens that fit in the KV cache in this cache mode.", m);
   pack_jobs_ =
@@ -179,10 +181,15 @@ void EngineMetrics::OnRequestFinished(const FinishedRequestInfo& info) {
     success_abort_->Increment();
   }
   e2e_->Observe(info.e2e_s);
-  queue_time_->Observe(info.queue_time_s);
-  prefill_time_->Observe(info.prefill_time_s);
-  decode_time_->Observe(info.decode_time_s);
-  inference_time_->Observe(info.prefill_time_s + info.decode_time_s);
+  // As vLLM: a request aborted while still queued has no queue, prefill or decode time (an
+  // observation of 0 pulled the queue-time percentiles down exactly when requests queue), one
+  // aborted before its first token no prefill or decode time.
+  if (info.scheduled) queue_time_->Observe(info.queue_time_s);
+  if (info.got_first_token) {
+    prefill_time_->Observe(info.prefill_time_s);
+    decode_time_->Observe(info.decode_time_s);
+    inference_time_->Observe(info.prefill_time_s + info.decode_time_s);
+  }
   request_prompt_tokens_->Observe(info.prompt_tokens);
   request_generation_tokens_->Observe(info.generation_tokens);
 }

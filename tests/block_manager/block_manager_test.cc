@@ -420,6 +420,7 @@ TEST(BlockManagerTest, StatsCountBytesByStorageKindAndBitsPerElement) {
   EXPECT_EQ(s.k_pages.num_used, 2);
   EXPECT_EQ(s.k_pages.num_free, 6);
   EXPECT_EQ(s.v_pages.num_used, 1);
+  EXPECT_DOUBLE_EQ(s.page_usage, 2.0 / 8);  // the fuller pool (K), not 3 of 16 pages
   EXPECT_EQ(s.sink_bytes_in_use, 500);
   EXPECT_EQ(s.tail_bytes_in_use, 3000);
   EXPECT_EQ(s.k_page_bytes_in_use, 2000);
@@ -428,9 +429,29 @@ TEST(BlockManagerTest, StatsCountBytesByStorageKindAndBitsPerElement) {
   EXPECT_EQ(s.num_logical_tokens, 300);
   // K or V halves: sink 2*32 + tails 12+140 + pages 3*128 = 600; * 256/2 elements.
   EXPECT_EQ(s.num_stored_kv_elements, 600 * 128);
-  EXPECT_DOUBLE_EQ(s.effective_bits_per_element, 6400.0 * 8 / (600 * 128));
-  EXPECT_DOUBLE_EQ(s.compression_vs_fp16, 16.0 / (6400.0 * 8 / (600 * 128)));
+  // Stored: pages 2900 + full-precision halves (64 sink + 152 tail) at 500 / 64 bytes each
+  // (the tail slot's 3000 bytes hold 384 such rows, 232 of them empty).
+  EXPECT_EQ(s.stored_bytes, 2900 + 216 * 500 / 64);
+  EXPECT_DOUBLE_EQ(s.effective_bits_per_element, 4587.0 * 8 / (600 * 128));
+  EXPECT_DOUBLE_EQ(s.compression_vs_fp16, 16.0 / (4587.0 * 8 / (600 * 128)));
   EXPECT_DOUBLE_EQ(s.logical_compression_vs_fp16, 300.0 * 256 * 2 / 6400);
+}
+
+// Full-precision storage everywhere (mode auto, float32 rows of 64 elements = 256 bytes): the
+// effective bits are the dtype's, whatever the tails' fill (the reserved, empty tail rows made
+// it read 34-54 bits before).
+TEST(BlockManagerTest, UnquantizedStorageIsExactlyItsDtypeBits) {
+  constexpr int64_t kRow = 256;  // one K or V row of a token, all layers and heads
+  BlockManagerConfig config = Config(16, 4, /*v_window=*/0);
+  config.k_page_bytes = config.v_page_bytes = kP * kRow;
+  config.sink_block_bytes = 2 * kS * kRow;
+  config.tail_slot_bytes = 2 * kP * kRow;
+  config.elements_per_token = 2 * 64;
+  BlockManager bm(config);
+  for (int32_t len : {20, 100, 300, 500}) {
+    Prefill(bm, SeqId(100 + len), Range(len, len));
+    EXPECT_DOUBLE_EQ(bm.GetStats().effective_bits_per_element, 32.0) << len;
+  }
 }
 
 TEST(BlockManagerTest, FreeingAllSequencesLeavesZeroUnitsInUse) {

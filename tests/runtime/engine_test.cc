@@ -14,6 +14,7 @@
 #include "base/testing/test_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/cli_util.h"
 #include "runtime/offline.h"
 #include "runtime/perplexity.h"
 #include "tests/runtime/engine_test_helpers.h"
@@ -107,7 +108,12 @@ TEST(EngineTest, ConcurrentGreedyEqualsAloneUnderPreemption) {
   std::unique_ptr<Engine> e = MakeEngine("auto", int64_t{4} << 20, 512, 16);
   // Prompts of 260..279 tokens hold one sealed page after prefill and seal a second one while
   // decoding: the admitted sequences outgrow the pages and some must be preempted.
-  ExpectBatchInvariant(*e, "auto", /*expect_preemptions=*/true, Prompts(32, 260, 20));
+  const std::vector<std::vector<int32_t>> prompts = Prompts(32, 260, 20);
+  ExpectBatchInvariant(*e, "auto", /*expect_preemptions=*/true, prompts);
+  // vllm:prompt_tokens_total: every prompt once, its recomputation after a preemption not again.
+  int64_t sum = 0;
+  for (const auto& p : prompts) sum += static_cast<int64_t>(p.size());
+  EXPECT_EQ(e->GetStats().prompt_tokens_total, sum);
 }
 
 TEST(EngineTest, SharedPrefixHitsInEveryMode) {
@@ -177,6 +183,42 @@ TEST(EngineTest, SeededSamplingIsReproducibleAcrossBatches) {
   }
   const std::vector<RequestOutput> outs = RunAll(*e, batch);
   EXPECT_EQ(outs[7].outputs[0].token_ids, alone.outputs[0].token_ids);
+}
+
+// vllm:prompt_tokens_total counts a prompt whole even when the prefix cache supplies part of it.
+TEST(EngineTest, PromptTokensCountPrefixCacheHits) {
+  std::unique_ptr<Engine> e = MakeEngine("kitty-pro");
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 400; ++i) prompt.push_back(3 + (i * 7) % 500);
+  RunOne(*e, Greedy(prompt, 4));
+  const RequestOutput again = RunOne(*e, Greedy(prompt, 4));
+  EXPECT_EQ(again.usage.cached_prompt_tokens, 32 + 128);  // sink + 1 page: 400 - 160 >= 128
+  EXPECT_EQ(e->GetStats().prompt_tokens_total, 800);
+}
+
+// Every streamed text delta is valid UTF-8 on its own: the stop-string hold-back cut deltas by
+// bytes, inside multi-byte characters (audit repro: this prompt, stop " the", greedy).
+TEST(EngineTest, HeldBackDeltasNeverSplitAUtf8Character) {
+  std::unique_ptr<Engine> e = MakeEngine("kitty-pro");
+  std::vector<int32_t> prompt;
+  for (int j = 0; j < 50; ++j) prompt.push_back((j * 11) % 500 + 3);
+  for (const std::vector<std::string>& stop :
+       {std::vector<std::string>{" the"}, std::vector<std::string>{"zzzzzzzzzzzz"}}) {
+    Request r = Greedy(prompt, 100);
+    r.params.stop = stop;
+    std::shared_ptr<RequestStream> s = *e->AddRequest(r);
+    std::string all;
+    bool finished = false;
+    while (!finished) {
+      std::optional<RequestOutput> out = s->Pop(absl::Seconds(30));
+      ASSERT_TRUE(out.has_value());
+      for (const CompletionDelta& d : out->outputs) {
+        EXPECT_OK(CheckUtf8(d.text, "text delta")) << "after \"" << all << "\"";
+        all += d.text;
+      }
+      finished = out->finished;
+    }
+  }
 }
 
 // 1 / T of a denormal temperature is inf: such requests are greedy (vLLM's epsilon), not noise.
