@@ -52,9 +52,11 @@ absl::Status Read(const nlohmann::json& j, const char* key, int line, T* out) {
     if (!FitsIn<T>(v)) return out_of_range(v, std::numeric_limits<T>());
   } else if constexpr (std::is_same_v<T, std::vector<int32_t>>) {
     for (const nlohmann::json& x : v) {
-      if (x.is_number_integer() && !FitsIn<int32_t>(x)) {
-        return out_of_range(x, std::numeric_limits<int32_t>());
+      if (!x.is_number_integer()) {  // 3.7 or 1e300 would be truncated or overflow silently
+        return absl::InvalidArgumentError(
+            absl::StrCat("line ", line, ": \"", key, "\": ", x.dump(), " is not an integer"));
       }
+      if (!FitsIn<int32_t>(x)) return out_of_range(x, std::numeric_limits<int32_t>());
     }
   }
   try {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 
@@ -196,10 +197,11 @@ void EngineMetrics::OnRequestFinished(const FinishedRequestInfo& info) {
 
 void RequestLogObserver::OnRequestFinished(const FinishedRequestInfo& info) {
   spdlog::info(
-      "request_finished id={} reason={} prompt_tokens={} generation_tokens={} "
+      "request_finished id=\"{}\" reason={} prompt_tokens={} generation_tokens={} "
       "cached_prompt_tokens={} queue_s={:.4f} ttft_s={:.4f} latency_s={:.4f}",
-      info.request_id, info.finish_reason, info.prompt_tokens, info.generation_tokens,
-      info.cached_prompt_tokens, info.queue_time_s, info.ttft_s, info.e2e_s);
+      absl::CHexEscape(info.request_id), info.finish_reason, info.prompt_tokens,
+      info.generation_tokens, info.cached_prompt_tokens, info.queue_time_s, info.ttft_s,
+      info.e2e_s);
 }
 
 }  // namespace kitty::runtime

@@ -32,6 +32,8 @@ const char* HttpReasonPhrase(int status) {
       return "Not Found";
     case 405:
       return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
     case 431:
       return "Request Header Fields Too Large";
     case 500:
@@ -134,6 +136,7 @@ size_t HeaderEnd(const std::string& in) {
 void HttpServer::Loop() {
   using Clock = std::chrono::steady_clock;
   std::vector<Connection> conns;
+  Clock::time_point accept_paused_until;  // after EMFILE and the like: poll the listener later
   auto close_conn = [](Connection& c) {
     ::close(c.fd);
     c.fd = -1;
@@ -143,18 +146,21 @@ void HttpServer::Loop() {
     c.answered = true;
   };
   while (true) {
+    const Clock::time_point before = Clock::now();
     std::vector<pollfd> fds = {{wake_fd_, POLLIN, 0}};
-    const bool accepting = conns.size() < kMaxConnections;
+    // The listener is polled even at the connection limit: a new client then replaces the
+    // oldest one still sending its request, so idle connections cannot lock out the probes.
+    const bool accepting = before >= accept_paused_until;
     if (accepting) fds.push_back({listen_fd_, POLLIN, 0});
     const size_t first_conn = fds.size();
-    Clock::time_point next_deadline = Clock::time_point::max();
+    Clock::time_point wake_at = accepting ? Clock::time_point::max() : accept_paused_until;
     for (const Connection& c : conns) {
       fds.push_back({c.fd, static_cast<short>(c.answered ? POLLOUT : POLLIN), 0});
-      next_deadline = std::min(next_deadline, c.deadline);
+      wake_at = std::min(wake_at, c.deadline);
     }
     int timeout_ms = -1;
-    if (!conns.empty()) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(next_deadline - Clock::now());
+    if (wake_at != Clock::time_point::max()) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(wake_at - before);
       timeout_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
     }
     const int n = ::poll(fds.data(), fds.size(), timeout_ms);
@@ -190,14 +196,22 @@ void HttpServer::Loop() {
         }
       }
       if (c.answered) {  // just answered (the socket is most likely writable), or POLLOUT
-        while (c.out_sent < c.out.size()) {
+        bool failed = (ev & (POLLERR | POLLNVAL)) != 0;
+        while (!failed && c.out_sent < c.out.size()) {
           const ssize_t put = ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent,
                                      MSG_NOSIGNAL | MSG_DONTWAIT);
-          if (put < 0 && errno == EINTR) continue;
-          if (put <= 0) break;
-          c.out_sent += static_cast<size_t>(put);
+          if (put > 0) {
+            c.out_sent += static_cast<size_t>(put);
+          } else if (put < 0 && errno == EINTR) {
+            continue;
+          } else {
+            // EAGAIN: wait for POLLOUT; anything else (EPIPE, ECONNRESET): the peer is gone.
+            failed = !(put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+            break;
+          }
         }
-        const bool failed = (ev & POLLERR) != 0;
+        // POLLHUP without POLLOUT: the peer closed both ways, nothing more can be written.
+        if (c.out_sent < c.out.size() && (ev & (POLLHUP | POLLOUT)) == POLLHUP) failed = true;
         if (c.out_sent == c.out.size() || failed) {
           ::shutdown(c.fd, SHUT_WR);
           close_conn(c);
@@ -206,14 +220,41 @@ void HttpServer::Loop() {
     }
     const Clock::time_point now = Clock::now();
     for (Connection& c : conns) {
-      if (c.fd >= 0 && now >= c.deadline) close_conn(c);  // too slow in all: give up on it
+      if (c.fd < 0 || now < c.deadline) continue;
+      // Too slow in all. One that sent part of a request hears why (best effort).
+      if (!c.answered && !c.in.empty()) {
+        const std::string timeout =
+            "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        (void)!::send(c.fd, timeout.data(), timeout.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
+      close_conn(c);
     }
     std::erase_if(conns, [](const Connection& c) { return c.fd < 0; });
 
     if (accepting && n > 0 && (fds[1].revents & POLLIN) != 0) {
-      while (conns.size() < kMaxConnections) {
+      while (true) {
         const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) break;
+        if (fd < 0) {
+          if (errno == EINTR || errno == ECONNABORTED) continue;
+          // Out of descriptors or memory: the listener stays readable, so leave it for a while
+          // instead of spinning on it.
+          if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            accept_paused_until = Clock::now() + std::chrono::milliseconds(100);
+          }
+          break;
+        }
+        if (conns.size() >= kMaxConnections) {
+          // At the limit: drop the oldest connection still waiting for its request (answered
+          // ones finish on their own); if every one is answered, the new one waits its turn.
+          auto oldest = std::find_if(conns.begin(), conns.end(),
+                                     [](const Connection& c) { return !c.answered; });
+          if (oldest == conns.end()) {
+            ::close(fd);
+            break;
+          }
+          ::close(oldest->fd);
+          conns.erase(oldest);
+        }
         conns.push_back(Connection{fd, {}, {}, 0, false, Clock::now() + kIoTimeout});
       }
     }

@@ -3,8 +3,9 @@
 // A minimal HTTP/1.1 server for kitty-serve's `/metrics` and `/health`: GET and HEAD on exact
 // paths (the query string is ignored), one response per connection (`Connection: close`), one
 // thread that polls every connection without blocking on any, so a client that sends slowly or
-// not at all delays nobody else; each connection gets kIoTimeout in all (request and response)
-// and at most kMaxConnections are open at once (more wait in the listen backlog). Enough for
+// not at all delays nobody else; each connection gets kIoTimeout in all (request and response;
+// one that sent part of a request then gets 408), and at most kMaxConnections are open at once
+// (a new one replaces the oldest still sending its request). Enough for
 // Prometheus scrapes and Kubernetes probes; not a general web server (no keep-alive, no chunked
 // bodies, no TLS).
 //

@@ -84,7 +84,10 @@ std::string GnuplotFile(const std::string& path) {
 // Runs gnuplot on `script` without a shell: the script is written to a temporary file whose
 // name is gnuplot's only argument (std::system pasted --plot into a shell command line).
 absl::Status RunGnuplot(const std::string& script) {
-  std::string path = (std::filesystem::temp_directory_path() / "kitty_bench_plot_XXXXXX").string();
+  std::error_code ec;  // TMPDIR naming no directory must not throw after a whole benchmark
+  std::filesystem::path dir = std::filesystem::temp_directory_path(ec);
+  if (ec) dir = "/tmp";
+  std::string path = (dir / "kitty_bench_plot_XXXXXX").string();
   const int fd = mkstemp(path.data());
   if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", path));
   const bool wrote = write(fd, script.data(), script.size()) == static_cast<ssize_t>(script.size());
@@ -99,9 +102,12 @@ absl::Status RunGnuplot(const std::string& script) {
       status = absl::UnavailableError(absl::StrCat("cannot run gnuplot: ", std::strerror(rc)));
     } else {
       int ws = 0;
-      while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+      pid_t waited;
+      while ((waited = waitpid(pid, &ws, 0)) < 0 && errno == EINTR) {
       }
-      if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) status = absl::InternalError("gnuplot failed");
+      if (waited < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+        status = absl::InternalError("gnuplot failed");
+      }
     }
   }
   unlink(path.c_str());

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -129,12 +130,6 @@ int Main() {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l kitty-serve %v");
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
 
-  // SIGTERM / SIGINT only write their number to a pipe that this thread reads. (Blocking them
-  // and sigwait()ing was not enough: a thread started before main, e.g. OpenBLAS's pool, keeps
-  // them unblocked, and a signal arriving while this thread was not in sigwait killed the
-  // process.)
-  if (absl::Status s = InstallSignalPipe(); !s.ok()) DieWithStatus(kTool, s);
-
   const std::string model_arg = absl::GetFlag(FLAGS_model);
   std::string served_name = absl::GetFlag(FLAGS_served_model_name);
   if (served_name.empty()) served_name = model_arg;
@@ -214,6 +209,12 @@ int Main() {
   engine->AddObserver(&request_log);
   metrics.Attach(engine.get());
 
+  // From here on SIGTERM / SIGINT only write their number to a pipe that this thread reads, and
+  // drain; while the model loads they keep their default action (nothing to drain: the process
+  // ends at once). Blocking them and sigwait()ing was not enough: a thread started before main,
+  // e.g. OpenBLAS's pool, keeps them unblocked, and a signal arriving while this thread was not
+  // in sigwait killed the process.
+  if (absl::Status s = InstallSignalPipe(); !s.ok()) DieWithStatus(kTool, s);
   service.SetEngine(engine.get());
   ready.store(true);
   set_serving(true);
@@ -234,7 +235,11 @@ int Main() {
   // Ctrl-C), aborting what still runs.
   const absl::Time drain_deadline = absl::Now() + drain_timeout;
   bool idle = false, again = false;
-  while (!(idle = engine->WaitIdle(absl::Milliseconds(100))) && absl::Now() < drain_deadline) {
+  auto slice = [&] {  // at most 100 ms, never past the deadline
+    return std::min(absl::Milliseconds(100),
+                    std::max(absl::ZeroDuration(), drain_deadline - absl::Now()));
+  };
+  while (!(idle = engine->WaitIdle(slice())) && absl::Now() < drain_deadline) {
     if (NextSignal(0) != 0) {
       again = true;
       break;

@@ -784,7 +784,8 @@ TEST(ServeE2eOwnServerTest, CliSaysTheServerAbortedTheGeneration) {
   const fs::path dir = MakeTempDir("kitty_serve_abort_");
   for (const bool json : {false, true}) {
     SCOPED_TRACE(json ? "--json" : "plain");
-    Server server(dir, {"--drain-timeout-s=0.05"});
+    // builtin:tiny's 4096-token context: the stream runs for seconds, far past the drain.
+    Server server(dir, {"--drain-timeout-s=0.05", "--model=builtin:tiny"});
     ASSERT_TRUE(server.WaitReady()) << server.process().Describe();
     std::vector<std::string> args = {"generate", "--prompt",     kPrompt,         "--max-tokens",
                                      "100000",   "--ignore-eos", "--temperature", "0"};

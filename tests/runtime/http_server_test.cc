@@ -145,6 +145,7 @@ TEST_F(HttpServerTest, ServesManyClientsInTurn) {
 TEST_F(HttpServerTest, SilentAndSlowClientsDelayNobody) {
   std::vector<int> idle;
   for (int i = 0; i < 4; ++i) idle.push_back(Connect(server_.port()));
+  ASSERT_EQ(::send(idle[1], "GET /hea", 8, MSG_NOSIGNAL), 8);  // never finishes its request
   const int slow = Connect(server_.port());
   ASSERT_EQ(::send(slow, "GET /met", 8, MSG_NOSIGNAL), 8);
   // The probe gives up after 2 s, well inside the silent clients' 5 s deadline.
@@ -170,6 +171,32 @@ TEST_F(HttpServerTest, SilentAndSlowClientsDelayNobody) {
   timeval wait{static_cast<time_t>(HttpServer::kIoTimeout.count()) + 5, 0};
   ::setsockopt(idle[0], SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
   EXPECT_EQ(::recv(idle[0], buf, sizeof(buf), 0), 0);
+  // One that sent part of a request hears why.
+  ::setsockopt(idle[1], SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
+  resp.clear();
+  while ((n = ::recv(idle[1], buf, sizeof(buf), 0)) > 0) resp.append(buf, static_cast<size_t>(n));
+  EXPECT_THAT(resp, StartsWith("HTTP/1.1 408 Request Timeout"));
+  for (int fd : idle) ::close(fd);
+}
+
+// More idle connections than the server keeps open: each new client replaces the oldest one
+// still sending its request, so a probe is answered at once instead of waiting for a deadline.
+TEST_F(HttpServerTest, IdleConnectionsBeyondTheLimitDoNotLockOutProbes) {
+  std::vector<int> idle;
+  for (size_t i = 0; i < HttpServer::kMaxConnections + 8; ++i) {
+    idle.push_back(Connect(server_.port()));
+  }
+  const int probe = Connect(server_.port());
+  timeval tv{2, 0};
+  ::setsockopt(probe, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  const std::string req = "GET /health HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(::send(probe, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  std::string resp;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::recv(probe, buf, sizeof(buf), 0)) > 0) resp.append(buf, static_cast<size_t>(n));
+  EXPECT_THAT(resp, StartsWith("HTTP/1.1 503 Service Unavailable"));
+  ::close(probe);
   for (int fd : idle) ::close(fd);
 }
 

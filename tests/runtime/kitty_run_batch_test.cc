@@ -190,5 +190,17 @@ TEST(KittyRunBatchTest, OutOfRangeIntegerIsAnError) {
   }
 }
 
+// Non-integer ids were truncated (3.7 -> 3) or overflowed (1e300) silently.
+TEST(KittyRunBatchTest, NonIntegerTokenIdIsAnError) {
+  for (const std::string line : {"{\"prompt_token_ids\":[1,3.7]}", "{\"prompt_token_ids\":[1e300]}",
+                                 "{\"prompt\":\"a\",\"stop_token_ids\":[2.5]}"}) {
+    SCOPED_TRACE(line);
+    const BatchError r = RunBadPromptsFile(WritePrompts("kitty_run_float.jsonl", {line}));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    ASSERT_EQ(r.error_lines.size(), 1u) << r.err;
+    EXPECT_NE(r.error_lines[0].find("is not an integer"), std::string::npos) << r.error_lines[0];
+  }
+}
+
 }  // namespace
 }  // namespace kitty::runtime
