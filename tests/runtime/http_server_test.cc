@@ -54,6 +54,31 @@ std::string RoundTrip(int port, const std::string& raw) {
   return out;
 }
 
+// Everything `fd` receives until the peer closes or `timeout_s` passes without data.
+std::string ReadUntilClosed(int fd, time_t timeout_s) {
+  timeval tv{timeout_s, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string out;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+// A Kubernetes-style probe: GET /health, giving up after 2 s (well inside the 5 s deadline of
+// the connections a test leaves idle).
+std::string Probe(int port) {
+  const int fd = Connect(port);
+  const std::string req = "GET /health HTTP/1.1\r\n\r\n";
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    ::close(fd);
+    return "send failed";
+  }
+  std::string resp = ReadUntilClosed(fd, 2);
+  ::close(fd);
+  return resp;
+}
+
 std::string Get(int port, const std::string& path) {
   return RoundTrip(port, "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n");
 }
@@ -148,34 +173,21 @@ TEST_F(HttpServerTest, SilentAndSlowClientsDelayNobody) {
   ASSERT_EQ(::send(idle[1], "GET /hea", 8, MSG_NOSIGNAL), 8);  // never finishes its request
   const int slow = Connect(server_.port());
   ASSERT_EQ(::send(slow, "GET /met", 8, MSG_NOSIGNAL), 8);
-  // The probe gives up after 2 s, well inside the silent clients' 5 s deadline.
-  const int probe = Connect(server_.port());
-  timeval tv{2, 0};
-  ::setsockopt(probe, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  const std::string req = "GET /health HTTP/1.1\r\n\r\n";
-  ASSERT_EQ(::send(probe, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
-  std::string resp;
-  char buf[1024];
-  ssize_t n;
-  while ((n = ::recv(probe, buf, sizeof(buf), 0)) > 0) resp.append(buf, static_cast<size_t>(n));
-  EXPECT_THAT(resp, StartsWith("HTTP/1.1 503 Service Unavailable"));
+  EXPECT_THAT(Probe(server_.port()), StartsWith("HTTP/1.1 503 Service Unavailable"));
   // The slow client still gets its answer when it finishes.
   const std::string rest = "rics HTTP/1.1\r\n\r\n";
   ASSERT_EQ(::send(slow, rest.data(), rest.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(rest.size()));
-  resp.clear();
-  while ((n = ::recv(slow, buf, sizeof(buf), 0)) > 0) resp.append(buf, static_cast<size_t>(n));
-  EXPECT_THAT(resp, StartsWith("HTTP/1.1 200 OK"));
-  for (int fd : {probe, slow}) ::close(fd);
-  // A client that never sends is dropped once its time is up (recv sees the close).
-  timeval wait{static_cast<time_t>(HttpServer::kIoTimeout.count()) + 5, 0};
-  ::setsockopt(idle[0], SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
-  EXPECT_EQ(::recv(idle[0], buf, sizeof(buf), 0), 0);
-  // One that sent part of a request hears why.
-  ::setsockopt(idle[1], SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
-  resp.clear();
-  while ((n = ::recv(idle[1], buf, sizeof(buf), 0)) > 0) resp.append(buf, static_cast<size_t>(n));
-  EXPECT_THAT(resp, StartsWith("HTTP/1.1 408 Request Timeout"));
+  EXPECT_THAT(ReadUntilClosed(slow, 2), StartsWith("HTTP/1.1 200 OK"));
+  ::close(slow);
+  // A client that never sends is dropped once its time is up (it reads the close, no data);
+  // one that sent part of a request hears why.
+  const time_t wait = static_cast<time_t>(HttpServer::kIoTimeout.count()) + 5;
+  timeval tv{wait, 0};
+  ::setsockopt(idle[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char byte;
+  EXPECT_EQ(::recv(idle[0], &byte, 1, 0), 0);  // 0: closed by the server (-1: timed out)
+  EXPECT_THAT(ReadUntilClosed(idle[1], wait), StartsWith("HTTP/1.1 408 Request Timeout"));
   for (int fd : idle) ::close(fd);
 }
 
@@ -186,17 +198,7 @@ TEST_F(HttpServerTest, IdleConnectionsBeyondTheLimitDoNotLockOutProbes) {
   for (size_t i = 0; i < HttpServer::kMaxConnections + 8; ++i) {
     idle.push_back(Connect(server_.port()));
   }
-  const int probe = Connect(server_.port());
-  timeval tv{2, 0};
-  ::setsockopt(probe, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  const std::string req = "GET /health HTTP/1.1\r\n\r\n";
-  ASSERT_EQ(::send(probe, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
-  std::string resp;
-  char buf[1024];
-  ssize_t n;
-  while ((n = ::recv(probe, buf, sizeof(buf), 0)) > 0) resp.append(buf, static_cast<size_t>(n));
-  EXPECT_THAT(resp, StartsWith("HTTP/1.1 503 Service Unavailable"));
-  ::close(probe);
+  EXPECT_THAT(Probe(server_.port()), StartsWith("HTTP/1.1 503 Service Unavailable"));
   for (int fd : idle) ::close(fd);
 }
 
