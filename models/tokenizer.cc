@@ -1274,6 +1274,8 @@ std::optional<int32_t> Tokenizer::TokenToId(std::string_view token) const {
 }
 std::optional<std::string> Tokenizer::IdToToken(int32_t id) const { return impl_->IdToToken(id); }
 
+bool IsValidUtf8(std::string_view s) { return tokenizer_internal::IsValidUtf8(s); }
+
 // ---- IncrementalDetokenizer -------------------------------------------------------------------
 
 namespace {

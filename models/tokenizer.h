@@ -124,6 +124,10 @@ class IncrementalDetokenizer {
   size_t read_offset_;
 };
 
+// True if `s` is entirely valid UTF-8 (no overlong forms, surrogates or code points above
+// U+10FFFF): what protobuf string fields require.
+bool IsValidUtf8(std::string_view s);
+
 }  // namespace kitty::models
 
 #endif  // KITTY_MODELS_TOKENIZER_H_

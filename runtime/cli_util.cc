@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <string>
+#include <string_view>
 
 #include "absl/flags/internal/parse.h"
 #include "absl/flags/internal/usage.h"
@@ -16,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "models/tokenizer.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -65,34 +67,8 @@ absl::StatusOr<std::vector<int32_t>> ParseTokenIds(absl::string_view text, absl:
 }
 
 absl::Status CheckUtf8(absl::string_view value, absl::string_view flag) {
-  auto invalid = [&] {
-    return absl::InvalidArgumentError(absl::StrCat(flag, " is not valid UTF-8"));
-  };
-  for (size_t i = 0; i < value.size();) {
-    const auto lead = static_cast<unsigned char>(value[i]);
-    size_t more;  // continuation bytes after the lead byte
-    uint32_t cp, min;
-    if (lead < 0x80) {
-      more = 0, cp = lead, min = 0;
-    } else if ((lead & 0xE0) == 0xC0) {
-      more = 1, cp = lead & 0x1F, min = 0x80;
-    } else if ((lead & 0xF0) == 0xE0) {
-      more = 2, cp = lead & 0x0F, min = 0x800;
-    } else if ((lead & 0xF8) == 0xF0) {
-      more = 3, cp = lead & 0x07, min = 0x10000;
-    } else {
-      return invalid();
-    }
-    if (value.size() - i <= more) return invalid();  // truncated
-    for (size_t k = 1; k <= more; ++k) {
-      const auto c = static_cast<unsigned char>(value[i + k]);
-      if ((c & 0xC0) != 0x80) return invalid();
-      cp = (cp << 6) | (c & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return invalid();
-    i += more + 1;
-  }
-  return absl::OkStatus();
+  if (models::IsValidUtf8(std::string_view(value.data(), value.size()))) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(flag, " is not valid UTF-8"));
 }
 
 void ParseFlagsOrDie(int argc, char** argv, absl::string_view usage) {
