@@ -182,6 +182,17 @@ BlockManager::Lookup BlockManager::LookupPrefix(absl::Span<const int32_t> prompt
   return lookup;
 }
 
+bool BlockManager::HasSequenceSlot(const Lookup& lookup) const {
+  return tail_pool_.num_free_queue_blocks() > 0 &&
+         (lookup.sink.has_value() || sink_pool_.num_free_queue_blocks() > 0);
+}
+
+SeqKvCounters BlockManager::CountersAfterHit(const Lookup& lookup) const {
+  if (!lookup.sink.has_value()) return {};
+  const int32_t j = static_cast<int32_t>(lookup.segments.size());
+  return {config_.sink_tokens, j, 0, j, 0, config_.sink_tokens + config_.page_tokens * j};
+}
+
 std::optional<int32_t> BlockManager::AllocateSequence(SeqId seq,
                                                       absl::Span<const int32_t> prompt_token_ids,
                                                       std::string_view cache_salt) {
@@ -193,19 +204,18 @@ std::optional<int32_t> BlockManager::AllocateSequence(SeqId seq,
     root = HashSalt(cache_salt);
     lookup = LookupPrefix(prompt_token_ids, root);
   }
-  if (tail_pool_.num_free_queue_blocks() == 0) return std::nullopt;
-  if (!lookup.sink.has_value() && sink_pool_.num_free_queue_blocks() == 0) return std::nullopt;
+  if (!HasSequenceSlot(lookup)) return std::nullopt;
 
   auto state = std::make_unique<SequenceState>();
   state->root = root;
   SequencePages& pages = state->pages;
   SeqKvCounters& c = pages.counters;
+  c = CountersAfterHit(lookup);
   // References on hits first, then new units: popping can never evict what we just hit.
   if (lookup.sink.has_value()) {
     sink_pool_.IncRef(lookup.sink->value);
     pages.sink = *lookup.sink;
     state->sink_hash = lookup.sink_hash;
-    c.sink_tokens = config_.sink_tokens;
     for (const SegmentEntry& e : lookup.segments) {
       k_pool_.IncRef(e.k.value);
       v_pool_.IncRef(e.v.value);
@@ -213,8 +223,6 @@ std::optional<int32_t> BlockManager::AllocateSequence(SeqId seq,
       pages.v_pages.push_back(e.v);
     }
     state->segment_hashes = std::move(lookup.segment_hashes);
-    c.num_k_pages = c.num_v_pages = static_cast<int32_t>(pages.k_pages.size());
-    c.num_tokens = c.sink_tokens + config_.page_tokens * c.num_k_pages;
   } else {
     pages.sink = AllocateSinkBlock();
   }
@@ -235,19 +243,13 @@ std::optional<int32_t> BlockManager::PlanAdmission(absl::Span<const int32_t> pro
                                                    int32_t max_new_tokens) const {
   Lookup lookup;
   if (config_.enable_prefix_caching) lookup = LookupPrefix(prompt_token_ids, HashSalt(cache_salt));
-  if (tail_pool_.num_free_queue_blocks() == 0) return std::nullopt;
-  if (!lookup.sink.has_value() && sink_pool_.num_free_queue_blocks() == 0) return std::nullopt;
-  SeqKvCounters c;
+  if (!HasSequenceSlot(lookup)) return std::nullopt;
+  const SeqKvCounters c = CountersAfterHit(lookup);
   int64_t k_free = k_pool_.num_free_queue_blocks();
   int64_t v_free = v_pool_.num_free_queue_blocks();
-  if (lookup.sink.has_value()) {
-    const int32_t j = static_cast<int32_t>(lookup.segments.size());
-    c = SeqKvCounters{
-        config_.sink_tokens, j, 0, j, 0, config_.sink_tokens + config_.page_tokens * j};
-    for (const SegmentEntry& e : lookup.segments) {
-      k_free -= k_pool_.ref_count(e.k.value) == 0;
-      v_free -= v_pool_.ref_count(e.v.value) == 0;
-    }
+  for (const SegmentEntry& e : lookup.segments) {  // hit pages leave the free queue
+    k_free -= k_pool_.ref_count(e.k.value) == 0;
+    v_free -= v_pool_.ref_count(e.v.value) == 0;
   }
   const int32_t rest = static_cast<int32_t>(prompt_token_ids.size()) - c.num_tokens;
   const AppendPlan plan = PlanAppend(c, std::max(0, std::min(rest, max_new_tokens)), config_);

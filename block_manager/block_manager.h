@@ -308,6 +308,10 @@ class BlockManager {
   };
 
   Lookup LookupPrefix(absl::Span<const int32_t> prompt, const BlockHash& root) const;
+  // Whether a new sequence with this hit gets its units: a tail slot, and a sink unless it hit.
+  bool HasSequenceSlot(const Lookup& lookup) const;
+  // The counters of a sequence admitted with this hit: {S, j, 0, j, 0, S+P·j}, or empty.
+  SeqKvCounters CountersAfterHit(const Lookup& lookup) const;
   // Pops a free unit, evicting the prefix-cache entry it still holds.
   KPageId AllocateKPage();
   VPageId AllocateVPage();
