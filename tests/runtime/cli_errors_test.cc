@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "base/testing/test_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -126,6 +127,19 @@ class CliErrorsTest : public ::testing::Test {
     std::string line = r.err;
     if (!line.empty() && line.back() == '\n') line.pop_back();
     return line;
+  }
+
+  // Each case: `tool` run with `common` then the case's arguments fails with exit 2 and one
+  // line containing the case's text.
+  using Cases = std::vector<std::pair<std::vector<std::string>, std::string>>;
+  void ExpectEachRejected(const std::string& tool, const std::vector<std::string>& common,
+                          const Cases& cases) {
+    for (const auto& [extra, want] : cases) {
+      SCOPED_TRACE(absl::StrJoin(extra, " "));
+      std::vector<std::string> args = common;
+      args.insert(args.end(), extra.begin(), extra.end());
+      EXPECT_THAT(ExpectOneLineError(args, tool, 2), HasSubstr(want));
+    }
   }
 
   std::string Model() const { return TestDataPath("stories260K/hf"); }
@@ -267,43 +281,34 @@ TEST_F(CliErrorsTest, HelpListsTheFlagsAndExitsZero) {
 // zero lengths silently ran as 1.
 TEST_F(CliErrorsTest, BenchServeRejectsBadNumbers) {
   if (!ServerBuilt()) GTEST_SKIP() << "built without gRPC (KITTY_BUILD_SERVER=OFF)";
-  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      {{"--max-concurrency", "0"}, "--max-concurrency"},
-      {{"--max-concurrency", "-2"}, "--max-concurrency"},
-      {{"--num-prompts", "-1"}, "--num-prompts"},
-      {{"--num-prompts", "0"}, "--num-prompts"},
-      {{"--input-len", "0", "--output-len", "0"}, "--input-len"},
-      {{"--output-len", "-1"}, "--output-len"},
-  };
-  for (const auto& [flags, name] : cases) {
-    SCOPED_TRACE(flags[0] + " " + flags[1]);
-    std::vector<std::string> args = {"serve", "--server", "127.0.0.1:1"};
-    args.insert(args.end(), flags.begin(), flags.end());
-    EXPECT_THAT(ExpectOneLineError(args, "kitty-bench", 2), HasSubstr(name));
-  }
+  ExpectEachRejected("kitty-bench", {"serve", "--server", "127.0.0.1:1"},
+                     {
+                         {{"--max-concurrency", "0"}, "--max-concurrency"},
+                         {{"--max-concurrency", "-2"}, "--max-concurrency"},
+                         {{"--num-prompts", "-1"}, "--num-prompts"},
+                         {{"--num-prompts", "0"}, "--num-prompts"},
+                         {{"--input-len", "0", "--output-len", "0"}, "--input-len"},
+                         {{"--output-len", "-1"}, "--output-len"},
+                     });
 }
 
 // Flags no server can run with fail before it listens or loads a model (a zero token budget
 // crashed on a CHECK; out-of-range ports wrapped around; an unknown log level silenced it).
 TEST_F(CliErrorsTest, ServeRejectsBadFlagsBeforeListening) {
   if (!ServerBuilt()) GTEST_SKIP() << "built without gRPC (KITTY_BUILD_SERVER=OFF)";
-  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      {{"--port", "99999"}, "--port must be in [0, 65535]"},
-      {{"--http-port", "-5"}, "--http-port must be in [0, 65535]"},
-      {{"--log-level", "bogus"}, "--log-level must be"},
-      {{"--drain-timeout-s", "nan"}, "--drain-timeout-s"},
-      {{"--max-num-batched-tokens", "0"}, "--max-num-batched-tokens must be at least 1"},
-      {{"--max-num-seqs", "0"}, "--max-num-seqs must be at least 1"},
-      {{"--max-queued-requests", "-300"}, "--max-queued-requests"},
-      {{"--kv-cache-memory", "-100"}, "--kv-cache-memory"},
-      {{"--gpu-memory-utilization", "1.5"}, "--gpu-memory-utilization"},
-  };
-  for (const auto& [flags, want] : cases) {
-    SCOPED_TRACE(flags[0] + " " + flags[1]);
-    std::vector<std::string> args = {"--model", "builtin:tiny", "--port", "0", "--http-port", "0"};
-    args.insert(args.end(), flags.begin(), flags.end());
-    EXPECT_THAT(ExpectOneLineError(args, "kitty-serve", 2), HasSubstr(want));
-  }
+  ExpectEachRejected(
+      "kitty-serve", {"--model", "builtin:tiny", "--port", "0", "--http-port", "0"},
+      {
+          {{"--port", "99999"}, "--port must be in [0, 65535]"},
+          {{"--http-port", "-5"}, "--http-port must be in [0, 65535]"},
+          {{"--log-level", "bogus"}, "--log-level must be"},
+          {{"--drain-timeout-s", "nan"}, "--drain-timeout-s"},
+          {{"--max-num-batched-tokens", "0"}, "--max-num-batched-tokens must be at least 1"},
+          {{"--max-num-seqs", "0"}, "--max-num-seqs must be at least 1"},
+          {{"--max-queued-requests", "-300"}, "--max-queued-requests"},
+          {{"--kv-cache-memory", "-100"}, "--kv-cache-memory"},
+          {{"--gpu-memory-utilization", "1.5"}, "--gpu-memory-utilization"},
+      });
 }
 
 // An empty mode list ("" or ",") printed an empty table and exited 0.
@@ -365,27 +370,25 @@ TEST_F(CliErrorsTest, BenchPlotPathIsNeverRunAsACommand) {
 // kitty-cli checks these before any call (the server at 127.0.0.1:1 is never reached).
 TEST_F(CliErrorsTest, CliRejectsBadInputBeforeTheCall) {
   if (!ServerBuilt()) GTEST_SKIP() << "built without gRPC (KITTY_BUILD_SERVER=OFF)";
-  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      // Invalid UTF-8 reached the server, whose protobuf parsing failed: UNIMPLEMENTED, no text.
-      {{"generate", "--prompt", "ab\xff"}, "kitty-cli: --prompt is not valid UTF-8"},
-      {{"generate", "--prompt", "ab\xed\xa0\x80"}, "kitty-cli: --prompt is not valid UTF-8"},
-      {{"generate", "--prompt", "ab\xc0\xaf"}, "kitty-cli: --prompt is not valid UTF-8"},
-      {{"generate", "--prompt", "ab\xe2\x82"}, "kitty-cli: --prompt is not valid UTF-8"},
-      {{"generate", "--prompt", "hi", "--stop", "\xff"}, "kitty-cli: --stop is not valid UTF-8"},
-      {{"tokenize", "--text", "ab\xff"}, "kitty-cli: --text is not valid UTF-8"},
-      // -5 silently meant "no seed" (only -1 is documented as that).
-      {{"generate", "--prompt", "hi", "--seed", "-5"}, "--seed"},
-      // Not a deadline.
-      {{"--timeout-s", "-1", "info"}, "--timeout-s"},
-      {{"--timeout-s", "inf", "info"}, "--timeout-s"},
-      {{"--timeout-s", "nan", "generate", "--prompt", "hi"}, "--timeout-s"},
-  };
-  for (const auto& [args, want] : cases) {
-    SCOPED_TRACE(args[0] + " " + args[1] + " " + args[2]);
-    std::vector<std::string> flags = {"--server", "127.0.0.1:1"};
-    flags.insert(flags.end(), args.begin(), args.end());
-    EXPECT_THAT(ExpectOneLineError(flags, "kitty-cli", 2), HasSubstr(want));
-  }
+  ExpectEachRejected(
+      "kitty-cli", {"--server", "127.0.0.1:1"},
+      {
+          // Invalid UTF-8 reached the server, whose protobuf parsing failed: UNIMPLEMENTED, no
+          // text.
+          {{"generate", "--prompt", "ab\xff"}, "kitty-cli: --prompt is not valid UTF-8"},
+          {{"generate", "--prompt", "ab\xed\xa0\x80"}, "kitty-cli: --prompt is not valid UTF-8"},
+          {{"generate", "--prompt", "ab\xc0\xaf"}, "kitty-cli: --prompt is not valid UTF-8"},
+          {{"generate", "--prompt", "ab\xe2\x82"}, "kitty-cli: --prompt is not valid UTF-8"},
+          {{"generate", "--prompt", "hi", "--stop", "\xff"},
+           "kitty-cli: --stop is not valid UTF-8"},
+          {{"tokenize", "--text", "ab\xff"}, "kitty-cli: --text is not valid UTF-8"},
+          // -5 silently meant "no seed" (only -1 is documented as that).
+          {{"generate", "--prompt", "hi", "--seed", "-5"}, "--seed"},
+          // Not a deadline.
+          {{"--timeout-s", "-1", "info"}, "--timeout-s"},
+          {{"--timeout-s", "inf", "info"}, "--timeout-s"},
+          {{"--timeout-s", "nan", "generate", "--prompt", "hi"}, "--timeout-s"},
+      });
 }
 
 }  // namespace
