@@ -246,7 +246,7 @@ int Generate(kitty::v1::Inference::Stub& stub) {
   std::fflush(stdout);
   grpc::Status status = reader->Finish();
   if (!status.ok()) DieWithGrpcStatus(status);
-  // The server cut the generation short (the KV cache could not hold it, or it drained): the
+  // The server cut the generation short (its drain timed out, or it ran out of KV memory): the
   // text above is truncated, so say so and fail.
   std::vector<std::string> aborted;
   int aborted_tokens = 0;
