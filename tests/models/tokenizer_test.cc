@@ -203,17 +203,8 @@ TEST(TokenizerTest, NfcComposesLatinAccentsAndHangul) {
   EXPECT_EQ(NfcNormalize("bad \xFF byte"), "bad \xFF byte");
 }
 
-TEST(TokenizerTest, LoadsQuickly) {
-  const auto start = std::chrono::steady_clock::now();
-  ASSERT_OK_AND_ASSIGN(auto tok,
-                       Tokenizer::FromFile(TestDataPath("tokenizers/qwen3/tokenizer.json")));
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-#ifdef NDEBUG
-  EXPECT_LT(s, 2.0) << "Qwen3 tokenizer.json took " << s << " s to load";
-#endif
-}
-
-TEST(TokenizerTest, LongTextRoundTripsQuickly) {
+// Prints the encode time of each tokenizer (for a reader of the log; speed is not asserted).
+TEST(TokenizerTest, LongTextRoundTrips) {
   const std::string text =
       ::kitty::testing::ReadFileOrDie(TestDataPath("tinystories/valid_sample.txt"));
   for (const char* name : {"llama3", "qwen3", "mistral"}) {
