@@ -519,11 +519,15 @@ TEST_F(ServeE2eTest, PromtoolReportsOnlyTheVllmColons) {
   const fs::path file = *dir_ / "metrics.txt";
   std::ofstream(file) << metrics;
   Result r = RunCommand({"/usr/bin/promtool", "check", "metrics"}, *dir_, file.string());
+  ASSERT_GE(r.code, 0) << "promtool did not run: " << r.err;
+  int colons = 0;  // the vllm:* names: promtool must have read the metrics to list them
   for (absl::string_view line : absl::StrSplit(r.out + r.err, '\n', absl::SkipEmpty())) {
     const bool colon = absl::StartsWith(line, "vllm:") &&
                        absl::EndsWith(line, "metric names should not contain ':'");
     EXPECT_TRUE(colon) << "promtool: " << line;
+    colons += colon ? 1 : 0;
   }
+  EXPECT_GT(colons, 0) << "promtool reported nothing (exit " << r.code << ")";
 }
 
 TEST_F(ServeE2eTest, KittyBenchServeCompletesEveryRequest) {

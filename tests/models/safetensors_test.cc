@@ -188,8 +188,7 @@ TEST(SafetensorsTest, ShardedModel) {
 
 TEST(SafetensorsTest, Float16AndScalarAndEmptyTensors) {
   TempDir tmp;
-  const uint16_t halves[3] = {kernels::FloatToHalf(1.5f), kernels::FloatToHalf(-2.0f),
-                              kernels::FloatToHalf(0.25f)};
+  const uint16_t halves[3] = {0x3E00, 0xC000, 0x3400};  // IEEE binary16: 1.5, -2.0, 0.25
   std::string data(reinterpret_cast<const char*>(halves), sizeof(halves));
   data += FloatBytes({7.0f});
   const std::string header =
