@@ -1,6 +1,6 @@
-// Engine acceptance tests (issue 5) on stories260K: batch invariance with and without
-// preemption, prefix-cache hits in every Kitty mode, no page left in use, seeded sampling,
-// stop strings across token boundaries, n > 1.
+// Engine acceptance tests (issue 5) on stories260K: llama2.c run.c's greedy stories through the
+// whole engine, batch invariance with and without preemption, prefix-cache hits in every Kitty
+// mode, no page left in use, seeded sampling, stop strings across token boundaries, n > 1.
 #include "runtime/engine.h"
 
 #include <cmath>
@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "base/status_macros.h"
+#include "base/testing/golden_files.h"
 #include "base/testing/status_matchers.h"
 #include "base/testing/test_data.h"
 #include "gmock/gmock.h"
@@ -94,6 +95,30 @@ void ExpectBatchInvariant(Engine& e, const std::string& mode, bool expect_preemp
     EXPECT_GT(s.num_preemptions, 0);
   } else {
     EXPECT_EQ(s.num_preemptions, 0);
+  }
+}
+
+// The peer's greedy output through the whole engine (scheduler, block manager, sampler,
+// detokenizer), all five prompts in one batch: llama2.c run.c's ids and text (mode auto: float
+// pages, as run.c).
+TEST(EngineTest, ConcurrentGreedyMatchesRunC) {
+  const std::vector<nlohmann::json> golden =
+      ::kitty::testing::ReadJsonl(TestDataPath("stories260K/golden_greedy.jsonl"));
+  ASSERT_FALSE(golden.empty());
+  std::vector<Request> reqs;
+  for (const nlohmann::json& g : golden) {
+    reqs.push_back(Greedy(g["prompt_token_ids"].get<std::vector<int32_t>>(),
+                          static_cast<int>(g["generated_token_ids"].size())));
+  }
+  std::unique_ptr<Engine> e = MakeEngine("auto");
+  const std::vector<RequestOutput> outs = RunAll(*e, reqs);
+  for (size_t i = 0; i < golden.size(); ++i) {
+    const std::string prompt = golden[i]["prompt"].get<std::string>();
+    SCOPED_TRACE(prompt);
+    ASSERT_EQ(outs[i].outputs.size(), 1u);
+    EXPECT_EQ(outs[i].outputs[0].token_ids,
+              golden[i]["generated_token_ids"].get<std::vector<int32_t>>());
+    EXPECT_EQ(prompt + outs[i].outputs[0].text, golden[i]["output_text"].get<std::string>());
   }
 }
 
