@@ -7,12 +7,15 @@
 #include <string>
 
 #include "base/testing/status_matchers.h"
+#include "base/testing/temp_dir.h"
 #include "base/testing/test_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace kitty::models {
 namespace {
+
+using ::kitty::testing::TempDir;
 
 using ::kitty::testing::IsOk;
 using ::kitty::testing::StatusIs;
@@ -23,29 +26,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr char kPath[] = "/x/config.json";
-
-// A temporary directory removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "kitty_config_test_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string Write(const std::string& name, const std::string& text) const {
-    const std::string p = path_ + "/" + name;
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
-
- private:
-  std::string path_;
-};
 
 // A minimal valid Llama config with `extra` spliced in (later keys override earlier ones
 // in nlohmann's parser, so `extra` can replace defaults).

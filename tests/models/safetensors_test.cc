@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/testing/status_matchers.h"
+#include "base/testing/temp_dir.h"
 #include "base/testing/test_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -20,6 +21,8 @@
 namespace kitty::models {
 namespace {
 
+using ::kitty::testing::TempDir;
+
 using ::kitty::testing::ReadFileOrDie;
 using ::kitty::testing::StatusIs;
 using ::kitty::testing::TestDataPath;
@@ -27,29 +30,6 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
-
-// A temporary directory removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "kitty_safetensors_test_XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string Write(const std::string& name, const std::string& bytes) const {
-    const std::string p = path_ + "/" + name;
-    std::ofstream(p, std::ios::binary) << bytes;
-    return p;
-  }
-
- private:
-  std::string path_;
-};
 
 std::string U64Le(uint64_t v) {
   std::string s(8, '\0');

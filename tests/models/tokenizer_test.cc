@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/testing/status_matchers.h"
+#include "base/testing/temp_dir.h"
 #include "base/testing/test_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -228,14 +229,16 @@ TEST(TokenizerTest, MissingFileNamesTheFile) {
 }
 
 TEST(TokenizerTest, InvalidJsonNamesTheFile) {
-  const std::string path = ::testing::TempDir() + "/bad_tokenizer.json";
+  const ::kitty::testing::TempDir dir("kitty_tokenizer_test_");
+  const std::string path = dir.path() + "/bad_tokenizer.json";
   std::ofstream(path) << "{\"model\": {\"type\": \"BPE\", ";
   EXPECT_THAT(Tokenizer::FromFile(path),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(path)));
 }
 
 TEST(TokenizerTest, UnsupportedModelTypeNamesTheFile) {
-  const std::string path = ::testing::TempDir() + "/unigram_tokenizer.json";
+  const ::kitty::testing::TempDir dir("kitty_tokenizer_test_");
+  const std::string path = dir.path() + "/unigram_tokenizer.json";
   std::ofstream(path) << R"({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}})";
   EXPECT_THAT(Tokenizer::FromFile(path),
               StatusIs(absl::StatusCode::kUnimplemented,

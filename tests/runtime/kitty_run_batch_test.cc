@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/testing/temp_dir.h"
 #include "base/testing/test_data.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -18,6 +19,7 @@ namespace kitty::runtime {
 namespace {
 
 using ::kitty::testing::BinDir;
+using ::kitty::testing::TempDir;
 using ::kitty::testing::TestDataPath;
 
 struct RunResult {
@@ -41,11 +43,12 @@ RunResult RunKittyRun(const std::string& args) {
   return r;
 }
 
+// Writes a prompts file into this process's own temporary directory (removed at exit).
 std::string WritePrompts(const std::string& name, const std::vector<std::string>& lines) {
-  const std::string path = (std::filesystem::temp_directory_path() / name).string();
-  std::ofstream f(path);
-  for (const auto& l : lines) f << l << "\n";
-  return path;
+  static const TempDir dir("kitty_run_batch_test_");
+  std::string text;
+  for (const auto& l : lines) text.append(l).push_back('\n');
+  return dir.Write(name, text);
 }
 
 std::string Ids(int n, int base) {
