@@ -3,6 +3,7 @@
 // vs HF transformers (float32 eager reference from bf16 weights).
 #include "models/llama.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -151,8 +152,13 @@ TEST(BuiltinModelTest, TinyRunsAndIsDeterministic) {
   ASSERT_OK_AND_ASSIGN(LoadedModel b, LoadModel("builtin:tiny"));
   ASSERT_NE(a.tokenizer, nullptr);
   const std::vector<int32_t> ids = a.tokenizer->Encode("Hello", true);
-  EXPECT_EQ(RunLogits(a, AutoSpec(a.config), ids, false),
-            RunLogits(b, AutoSpec(b.config), ids, false));
+  const std::vector<float> la = RunLogits(a, AutoSpec(a.config), ids, false);
+  // two loads give the same weights (no time- or address-dependent seed) ...
+  EXPECT_EQ(la, RunLogits(b, AutoSpec(b.config), ids, false));
+  // ... and a forward that runs: finite logits that are not all equal
+  ASSERT_FALSE(la.empty());
+  EXPECT_TRUE(std::all_of(la.begin(), la.end(), [](float x) { return std::isfinite(x); }));
+  EXPECT_NE(*std::min_element(la.begin(), la.end()), *std::max_element(la.begin(), la.end()));
 }
 
 TEST(BuiltinModelTest, SyntheticPresetsHaveRealShapes) {
