@@ -6,9 +6,7 @@
 //     on the Kitty kernels (synthetic:tiny-gqa, D = 64), plus Kitty kernels vs generic kernels;
 //   - batch invariance: sequences run together (mixed prefill chunks and decode) == alone;
 //   - CUDA graphs: decode steps replayed from graphs == the eager runner;
-//   - KITTY_GPU_BENCH=1: decode step time of synthetic:llama3-8b (random bf16 weights).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -564,61 +562,6 @@ INSTANTIATE_TEST_SUITE_P(
                       LongCase{"synthetic:tiny-gqa", KvCacheMode::kAuto, false},
                       LongCase{"synthetic:tiny-gqa", KvCacheMode::kKittyPro, false}));
 #endif  // KITTY_HAVE_CUDA_RUNNER
-
-// ---- synthetic 8B decode timing (KITTY_GPU_BENCH=1) ---------------------------------------------
-
-TEST(CudaSyntheticBench, DecodeStepTime) {
-  SKIP_WITHOUT_GPU();
-  const char* env = std::getenv("KITTY_GPU_BENCH");
-  if (env == nullptr || std::string(env) != "1") GTEST_SKIP() << "set KITTY_GPU_BENCH=1";
-  for (const char* model : {"synthetic:llama3-8b", "synthetic:qwen3-4b"}) {
-    auto t0 = std::chrono::steady_clock::now();
-    ASSERT_OK_AND_ASSIGN(LoadedModel m, LoadModel(model, {.host_weights = false}));
-    const int V = m.config.vocab_size;
-    for (KvCacheMode mode : {KvCacheMode::kAuto, KvCacheMode::kKittyPro}) {
-      const int kBatch = 64, kCtx = 1024;
-      ASSERT_OK_AND_ASSIGN(Device d, MakeDevice(m, mode, false, kBatch * 12, kBatch));
-      const double load_s =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::vector<SequenceKvSlots> slots;
-      for (int i = 0; i < kBatch; ++i) slots.push_back(d.NewSeq());
-      std::vector<float> lg;
-      auto p0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < kBatch; i += 2) {  // prefill 2 x 1024 tokens per step
-        ASSERT_OK(d.Step({&slots[i], &slots[i + 1]},
-                         {RandomTokens(kCtx, V, i), RandomTokens(kCtx, V, i + 1)}, false, &lg));
-      }
-      const double prefill_s =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - p0).count();
-      std::printf(
-          "%s %s: weights %.1f GB, load+alloc %.1f s, prefill %d x %d tokens %.2f s "
-          "(%.0f tok/s)\n",
-          model, std::string(kernels::KvCacheModeName(mode)).c_str(),
-          d.runner->weight_bytes() / 1e9, load_s, kBatch, kCtx, prefill_s,
-          kBatch * kCtx / prefill_s);
-      for (int b : {1, 16, 64}) {
-        std::vector<SequenceKvSlots*> ss;
-        std::vector<std::vector<int32_t>> toks;
-        for (int i = 0; i < b; ++i) {
-          ss.push_back(&slots[i]);
-          toks.push_back({5});
-        }
-        ASSERT_OK(d.Step(ss, toks, false, &lg));  // warm-up
-        const int kSteps = 10;
-        auto s0 = std::chrono::steady_clock::now();
-        for (int t = 0; t < kSteps; ++t) ASSERT_OK(d.Step(ss, toks, false, &lg));
-        const double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0)
-                .count() /
-            kSteps;
-        std::printf(
-            "  decode batch %2d at ~%d tokens: %.2f ms/step (%.0f tok/s; host wall "
-            "incl. logits download)\n",
-            b, kCtx, ms, b * 1000.0 / ms);
-      }
-    }
-  }
-}
 
 // ---- generic pack kernels vs the CPU pack (byte equality)
 // ----------------------------------------
