@@ -116,23 +116,18 @@ TEST(SamplerTest, SampledFrequenciesFollowTemperatureTopKTopPAndMinP) {
 
 TEST(SamplerTest, SeededRequestsRepeatAndIgnoreTheFallbackSeed) {
   const std::vector<float> logits = {0.0f, 0.2f, 0.4f, 0.1f, -0.3f, 0.3f, 0.0f, 0.25f};
+  auto draws = [&](const SamplingParams& p, uint64_t fallback_seed) {
+    Sampler s(p, fallback_seed);
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 64; ++i) ids.push_back(s.Sample(logits, {}, {}).token_id);
+    return ids;
+  };
   SamplingParams p;
   p.seed = 99;
-  Sampler a(p, 1), b(p, 2);
-  std::vector<int32_t> ta, tb;
-  for (int i = 0; i < 64; ++i) {
-    ta.push_back(a.Sample(logits, {}, {}).token_id);
-    tb.push_back(b.Sample(logits, {}, {}).token_id);
-  }
-  EXPECT_EQ(ta, tb);
+  EXPECT_EQ(draws(p, 1), draws(p, 2));
   p.seed.reset();  // unseeded: the fallback seed decides
-  Sampler c(p, 1), d(p, 2);
-  std::vector<int32_t> tc, td;
-  for (int i = 0; i < 64; ++i) {
-    tc.push_back(c.Sample(logits, {}, {}).token_id);
-    td.push_back(d.Sample(logits, {}, {}).token_id);
-  }
-  EXPECT_NE(tc, td);
+  EXPECT_EQ(draws(p, 1), draws(p, 1));
+  EXPECT_NE(draws(p, 1), draws(p, 2));
 }
 
 TEST(SamplerTest, LogprobsAreOfTheUnmodifiedDistribution) {
