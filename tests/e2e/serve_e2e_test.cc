@@ -34,6 +34,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/testing/temp_dir.h"
 #include "base/testing/test_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -45,6 +46,7 @@ namespace kitty::e2e {
 namespace {
 
 namespace fs = std::filesystem;
+using ::kitty::testing::TempDir;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
@@ -53,13 +55,6 @@ constexpr int kMaxTokens = 16;
 
 std::string Bin(const std::string& name) { return kitty::testing::BinDir() + "/" + name; }
 std::string ModelDir() { return kitty::testing::TestDataPath("stories260K/hf"); }
-
-fs::path MakeTempDir(const std::string& prefix) {
-  std::string tmpl = (fs::temp_directory_path() / (prefix + "XXXXXX")).string();
-  char* dir = ::mkdtemp(tmpl.data());
-  if (dir == nullptr) std::abort();
-  return fs::path(dir);
-}
 
 std::string ReadFile(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -308,7 +303,8 @@ Generated ParseCliJson(const std::string& out) {
 class ServeE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(MakeTempDir("kitty_serve_e2e_"));
+    tmp_ = new TempDir("kitty_serve_e2e_");
+    dir_ = new fs::path(tmp_->path());
     server_ = new Server(*dir_);
     ready_ = server_->WaitReady();
     // kitty-run's greedy output: the reference for every client.
@@ -320,8 +316,8 @@ class ServeE2eTest : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     delete server_;
-    fs::remove_all(*dir_);
     delete dir_;
+    delete tmp_;  // removes the directory
     delete reference_;
   }
   void SetUp() override {
@@ -329,11 +325,13 @@ class ServeE2eTest : public ::testing::Test {
     ASSERT_FALSE(reference_->empty()) << "kitty-run failed";
   }
 
+  static TempDir* tmp_;
   static fs::path* dir_;
   static Server* server_;
   static bool ready_;
   static std::string* reference_;
 };
+TempDir* ServeE2eTest::tmp_ = nullptr;
 fs::path* ServeE2eTest::dir_ = nullptr;
 Server* ServeE2eTest::server_ = nullptr;
 bool ServeE2eTest::ready_ = false;
@@ -658,7 +656,8 @@ TEST_F(ServeE2eTest, PrometheusScrapesAndSeesCountersMove) {
 // ---- servers of their own ------------------------------------------------------------------
 
 TEST(ServeE2eOwnServerTest, FullQueueIsResourceExhausted) {
-  const fs::path dir = MakeTempDir("kitty_serve_queue_");
+  const TempDir tmp("kitty_serve_queue_");
+  const fs::path dir = tmp.path();
   Server server(dir, {"--max-num-seqs=1", "--max-queued-requests=1"});
   ASSERT_TRUE(server.WaitReady()) << server.process().Describe();
   const std::vector<std::string> long_gen = {"generate", "--prompt",     kPrompt, "--max-tokens",
@@ -682,11 +681,11 @@ TEST(ServeE2eOwnServerTest, FullQueueIsResourceExhausted) {
       << server.Metrics();
   server.process().Signal(SIGTERM);
   EXPECT_EQ(server.process().Wait(std::chrono::seconds(30)), 0);
-  fs::remove_all(dir);
 }
 
 TEST(ServeE2eOwnServerTest, SigtermDrainsActiveStreamsThenExitsZero) {
-  const fs::path dir = MakeTempDir("kitty_serve_drain_");
+  const TempDir tmp("kitty_serve_drain_");
+  const fs::path dir = tmp.path();
   // One sequence at a time: the eight streams run one after another, so the drain lasts
   // ~8 x 400 decode steps (seconds) — long after the SIGTERM and the refused call below.
   Server server(dir, {"--max-num-seqs=1"});
@@ -730,14 +729,14 @@ TEST(ServeE2eOwnServerTest, SigtermDrainsActiveStreamsThenExitsZero) {
   EXPECT_EQ(server.process().Wait(std::chrono::seconds(30)), 0) << server.process().Describe();
   // One structured log line per request.
   EXPECT_THAT(server.process().out() + server.process().err(), HasSubstr("request_finished id="));
-  fs::remove_all(dir);
 }
 
 // A second SIGTERM while draining stops waiting for the streams (the drain timeout is 60 s
 // here): the server exits 0 and the streams not finished by then end with "abort" (one
 // sequence at a time: 16 streams of ~0.5 s would otherwise drain for seconds, none aborted).
 TEST(ServeE2eOwnServerTest, SecondSigtermAbortsTheDrain) {
-  const fs::path dir = MakeTempDir("kitty_serve_second_signal_");
+  const TempDir tmp("kitty_serve_second_signal_");
+  const fs::path dir = tmp.path();
   Server server(dir, {"--max-num-seqs=1"});
   ASSERT_TRUE(server.WaitReady()) << server.process().Describe();
   std::vector<std::unique_ptr<Process>> clients;
@@ -761,13 +760,13 @@ TEST(ServeE2eOwnServerTest, SecondSigtermAbortsTheDrain) {
     aborted += *code == 1 && absl::StrContains(c->err(), "aborted by the server");
   }
   EXPECT_GT(aborted, 0);
-  fs::remove_all(dir);
 }
 
 // gRPC's default SO_REUSEPORT let a second server start on a busy port and take part of the
 // first one's calls (answering for another model); a busy port must stop the second server.
 TEST(ServeE2eOwnServerTest, BusyGrpcPortIsAnError) {
-  const fs::path dir = MakeTempDir("kitty_serve_busy_");
+  const TempDir tmp("kitty_serve_busy_");
+  const fs::path dir = tmp.path();
   Server first(dir);
   ASSERT_TRUE(first.WaitReady()) << first.process().Describe();
   const std::string port = first.address().substr(first.address().rfind(':') + 1);
@@ -778,14 +777,14 @@ TEST(ServeE2eOwnServerTest, BusyGrpcPortIsAnError) {
   EXPECT_THAT(r.err, HasSubstr("kitty-serve: cannot listen on 127.0.0.1:" + port));
   first.process().Signal(SIGTERM);
   EXPECT_EQ(first.process().Wait(std::chrono::seconds(30)), 0);
-  fs::remove_all(dir);
 }
 
 // A generation the server aborts (here: cut off when a SIGTERM's drain timeout runs out)
 // printed the truncated text and exited 0. (A request asking for more tokens than the KV cache
 // holds no longer aborts: max_model_len is capped to the cache, so it ends with "length".)
 TEST(ServeE2eOwnServerTest, CliSaysTheServerAbortedTheGeneration) {
-  const fs::path dir = MakeTempDir("kitty_serve_abort_");
+  const TempDir tmp("kitty_serve_abort_");
+  const fs::path dir = tmp.path();
   for (const bool json : {false, true}) {
     SCOPED_TRACE(json ? "--json" : "plain");
     // builtin:tiny's 4096-token context: the stream runs for seconds, far past the drain.
@@ -807,7 +806,6 @@ TEST(ServeE2eOwnServerTest, CliSaysTheServerAbortedTheGeneration) {
                     "kitty-cli: generation aborted by the server after [0-9]+ tokens\n"));
     EXPECT_EQ(server.process().Wait(std::chrono::seconds(30)), 0) << server.process().Describe();
   }
-  fs::remove_all(dir);
 }
 
 }  // namespace

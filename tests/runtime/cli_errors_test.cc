@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_join.h"
+#include "base/testing/temp_dir.h"
 #include "base/testing/test_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -80,16 +81,6 @@ RunResult RunKittyRun(const std::vector<std::string>& flags, const fs::path& scr
 
 class CliErrorsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/kitty_cli_errors_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    scratch_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(scratch_, ec);
-  }
-
   // A fresh copy of stories260K/hf under the scratch directory.
   fs::path CopyModel(const std::string& name) {
     const fs::path dir = scratch_ / name;
@@ -144,7 +135,8 @@ class CliErrorsTest : public ::testing::Test {
 
   std::string Model() const { return TestDataPath("stories260K/hf"); }
 
-  fs::path scratch_;
+  const ::kitty::testing::TempDir tmp_{"kitty_cli_errors_"};  // removed after each test
+  const fs::path scratch_ = tmp_.path();
 };
 
 TEST_F(CliErrorsTest, MissingDirectory) {
