@@ -35,6 +35,18 @@ int Connect(int port) {
   return fd;
 }
 
+// Everything `fd` receives until the peer closes or `timeout_s` passes without data
+// (0: no limit).
+std::string ReadUntilClosed(int fd, time_t timeout_s) {
+  timeval tv{timeout_s, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string out;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
 // Sends `raw` to 127.0.0.1:port and returns everything the server answers until it closes.
 std::string RoundTrip(int port, const std::string& raw) {
   const int fd = Connect(port);
@@ -46,22 +58,8 @@ std::string RoundTrip(int port, const std::string& raw) {
     off += static_cast<size_t>(n);
   }
   ::shutdown(fd, SHUT_WR);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  std::string out = ReadUntilClosed(fd, 0);
   ::close(fd);
-  return out;
-}
-
-// Everything `fd` receives until the peer closes or `timeout_s` passes without data.
-std::string ReadUntilClosed(int fd, time_t timeout_s) {
-  timeval tv{timeout_s, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  std::string out;
-  char buf[1024];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
   return out;
 }
 
