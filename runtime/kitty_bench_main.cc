@@ -30,6 +30,7 @@
 #ifdef KITTY_BENCH_SERVE
 #include "runtime/bench_serve.h"
 #endif
+#include "runtime/cache_flags.h"
 #include "runtime/cli_util.h"
 #include "runtime/engine_flags.h"
 
@@ -148,12 +149,9 @@ int Throughput() {
   if (absl::Status s = CheckPlotPath(absl::GetFlag(FLAGS_plot)); !s.ok()) DieWithStatus(kTool, s);
   ThroughputOptions o;
   o.engine = EngineConfigFromFlags();
-  o.modes = absl::StrSplit(absl::GetFlag(FLAGS_kv_cache_dtype), ',', absl::SkipWhitespace());
-  if (o.modes.empty()) {  // "" or ",": it printed an empty table and exited 0
-    DieWithStatus(kTool,
-                  absl::InvalidArgumentError(
-                      "--kv-cache-dtype: no mode given (e.g. --kv-cache-dtype auto,kitty-pro)"));
-  }
+  absl::StatusOr<std::vector<std::string>> modes = KvCacheModesFromFlag();
+  if (!modes.ok()) DieWithStatus(kTool, modes.status());
+  o.modes = *std::move(modes);
   const std::string sweep = absl::GetFlag(FLAGS_max_num_seqs_sweep);
   if (sweep.empty()) {
     o.max_num_seqs = {absl::GetFlag(FLAGS_max_num_seqs)};

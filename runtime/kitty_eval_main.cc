@@ -21,7 +21,6 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "runtime/cache_flags.h"
 #include "runtime/cli_util.h"
@@ -118,16 +117,12 @@ int MemoryOnly(const std::vector<std::string>& modes) {
 
 int Main() {
   // Modes: validated before the model loads so a typo fails fast.
-  std::vector<std::string> modes =
-      absl::StrSplit(absl::GetFlag(FLAGS_kv_cache_dtype), ',', absl::SkipWhitespace());
-  if (!g_mode_flag_given) {
-    // The flag's default is the serving default; without the flag, evaluate every mode.
-    modes = {"auto", "kivi2", "kitty", "kitty-pro", "k4v2"};
-  }
-  if (modes.empty()) {  // --kv-cache-dtype "" or ",": it printed an empty table and exited 0
-    DieWithStatus(kTool,
-                  absl::InvalidArgumentError(
-                      "--kv-cache-dtype: no mode given (e.g. --kv-cache-dtype auto,kitty-pro)"));
+  // The flag's default is the serving default; without the flag, evaluate every mode.
+  std::vector<std::string> modes = {"auto", "kivi2", "kitty", "kitty-pro", "k4v2"};
+  if (g_mode_flag_given) {
+    absl::StatusOr<std::vector<std::string>> given = KvCacheModesFromFlag();
+    if (!given.ok()) DieWithStatus(kTool, given.status());
+    modes = *std::move(given);
   }
   for (const std::string& mode : modes) {
     if (auto m = kernels::ParseKvCacheMode(mode); !m.ok()) {
