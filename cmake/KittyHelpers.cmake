@@ -40,12 +40,15 @@ function(kitty_cc_test)
                        ENVIRONMENT "KITTY_BIN_DIR=${PROJECT_BINARY_DIR}/bin")
 endfunction()
 
-# kitty_glob_tests(DIR <dir> DEPS ... [LABELS ...])
+# kitty_glob_tests(DIR <dir> DEPS ... [LABELS ...] [EXCLUDE <regex of paths to leave out>])
 #   Registers every <dir>/*_test.cc as its own test executable (tests mirror sources:
 #   tests/<folder>/<file>_test.cc). Files named *_gpu_test.cc get the label `gpu`.
 function(kitty_glob_tests)
-  cmake_parse_arguments(K "" "DIR" "DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(K "" "DIR;EXCLUDE" "DEPS;LABELS" ${ARGN})
   file(GLOB _tests CONFIGURE_DEPENDS ${K_DIR}/*_test.cc)
+  if(K_EXCLUDE)
+    list(FILTER _tests EXCLUDE REGEX "${K_EXCLUDE}")
+  endif()
   foreach(_src ${_tests})
     get_filename_component(_name ${_src} NAME_WE)
     set(_labels ${K_LABELS})

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "runtime/grpc_messages.h"
 #include "spdlog/spdlog.h"
 
 namespace kitty::runtime {
@@ -129,7 +130,7 @@ void AppendOutput(const RequestOutput& out, GenerateResponse* resp) {
 //
 // Locking: mu_ guards the write state; it is never held while calling into gRPC (Start*,
 // Finish), because gRPC may run reactions such as OnWriteDone inline on the calling thread.
-class GenerateReactor final : public grpc::ServerWriteReactor<GenerateResponse> {
+class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   GenerateReactor(Engine* engine, bool stream) : engine_(engine), stream_mode_(stream) {}
 
@@ -251,17 +252,19 @@ class GenerateReactor final : public grpc::ServerWriteReactor<GenerateResponse> 
           action = Action::kWrite;
           write_in_flight_ = true;
         }
+        if (action != Action::kNone) SerializeResponse(pending_, &pending_bytes_);
       }
     }
-    // `pending_` is only touched again after OnWriteDone, so it is safe to hand out unlocked.
+    // `pending_bytes_` is only touched again after OnWriteDone, so it is safe to hand out
+    // unlocked.
     switch (action) {
       case Action::kNone:
         break;
       case Action::kWrite:
-        StartWrite(&pending_);
+        StartWrite(&pending_bytes_);
         break;
       case Action::kWriteAndFinish:
-        StartWriteAndFinish(&pending_, grpc::WriteOptions(), grpc::Status::OK);
+        StartWriteAndFinish(&pending_bytes_, grpc::WriteOptions(), grpc::Status::OK);
         break;
       case Action::kFinishCancelled:
         Finish(grpc::Status(grpc::StatusCode::CANCELLED, "request cancelled"));
@@ -277,7 +280,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<GenerateResponse> 
 
   absl::Mutex mu_;
   std::shared_ptr<RequestStream> stream_ ABSL_GUARDED_BY(mu_);
-  GenerateResponse pending_;  // the message being built or written (see Pump)
+  GenerateResponse pending_ ABSL_GUARDED_BY(mu_);  // the message being built (see Pump)
+  grpc::ByteBuffer pending_bytes_;                 // pending_ serialized: the write in flight
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;  // cancelled, past deadline, or a write failed
@@ -299,10 +303,16 @@ std::string InferenceService::NextRequestId() {
   return absl::StrCat(id_prefix_, next_id_.fetch_add(1, std::memory_order_relaxed));
 }
 
-grpc::ServerWriteReactor<GenerateResponse>* InferenceService::Generate(
-    grpc::CallbackServerContext* context, const GenerateRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes) {
   Engine* engine = engine_.load();
-  auto* reactor = new GenerateReactor(engine, request->stream());
+  GenerateRequest request;
+  const absl::Status parsed = ParseRequestMessage(*request_bytes, &request);
+  auto* reactor = new GenerateReactor(engine, request.stream());
+  if (!parsed.ok()) {
+    reactor->FinishNow(ToGrpcStatus(parsed));
+    return reactor;
+  }
   if (engine == nullptr) {
     reactor->FinishNow(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the model is loading"));
     return reactor;
@@ -311,7 +321,7 @@ grpc::ServerWriteReactor<GenerateResponse>* InferenceService::Generate(
     reactor->FinishNow(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is draining"));
     return reactor;
   }
-  absl::StatusOr<Request> r = ToEngineRequest(*request, engine->model(),
+  absl::StatusOr<Request> r = ToEngineRequest(request, engine->model(),
                                               engine->cache_info().max_model_len, NextRequestId());
   if (!r.ok()) {
     reactor->FinishNow(ToGrpcStatus(r.status()));
@@ -322,36 +332,48 @@ grpc::ServerWriteReactor<GenerateResponse>* InferenceService::Generate(
 }
 
 grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* context,
-                                                     const kitty::v1::TokenizeRequest* request,
-                                                     kitty::v1::TokenizeResponse* response) {
+                                                     const grpc::ByteBuffer* request_bytes,
+                                                     grpc::ByteBuffer* response_bytes) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Engine* engine = engine_.load();
-  if (engine == nullptr) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the model is loading"));
-    return reactor;
-  }
-  const models::LoadedModel& model = engine->model();
-  if (model.tokenizer == nullptr) {
-    reactor->Finish(
-        grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the model has no tokenizer.json"));
-    return reactor;
-  }
-  for (int32_t id : model.tokenizer->Encode(request->text(), request->add_special_tokens())) {
-    response->add_token_ids(id);
-  }
-  reactor->Finish(grpc::Status::OK);
+  kitty::v1::TokenizeRequest request;
+  kitty::v1::TokenizeResponse response;
+  grpc::Status status = ToGrpcStatus(ParseRequestMessage(*request_bytes, &request));
+  if (status.ok()) status = DoTokenize(request, &response);
+  if (status.ok()) SerializeResponse(response, response_bytes);
+  reactor->Finish(status);
   return reactor;
 }
 
-grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
-    grpc::CallbackServerContext* context, const kitty::v1::GetModelInfoRequest* request,
-    kitty::v1::GetModelInfoResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+grpc::Status InferenceService::DoTokenize(const kitty::v1::TokenizeRequest& request,
+                                          kitty::v1::TokenizeResponse* response) {
   Engine* engine = engine_.load();
-  if (engine == nullptr) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the model is loading"));
-    return reactor;
+  if (engine == nullptr) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the model is loading");
+  const models::LoadedModel& model = engine->model();
+  if (model.tokenizer == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the model has no tokenizer.json");
   }
+  for (int32_t id : model.tokenizer->Encode(request.text(), request.add_special_tokens())) {
+    response->add_token_ids(id);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerContext* context,
+                                                         const grpc::ByteBuffer* request_bytes,
+                                                         grpc::ByteBuffer* response_bytes) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  kitty::v1::GetModelInfoRequest request;
+  kitty::v1::GetModelInfoResponse response;
+  grpc::Status status = ToGrpcStatus(ParseRequestMessage(*request_bytes, &request));
+  if (status.ok()) status = DoGetModelInfo(&response);
+  if (status.ok()) SerializeResponse(response, response_bytes);
+  reactor->Finish(status);
+  return reactor;
+}
+
+grpc::Status InferenceService::DoGetModelInfo(kitty::v1::GetModelInfoResponse* response) {
+  Engine* engine = engine_.load();
+  if (engine == nullptr) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the model is loading");
   const models::LoadedModel& model = engine->model();
   const CacheInfo& cache = engine->cache_info();
   response->set_model_name(options_.served_model_name);
@@ -362,8 +384,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
   response->set_page_size(cache.page_tokens);
   response->set_kv_capacity_tokens(cache.capacity_tokens);
   response->set_max_num_seqs(options_.max_num_seqs);
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return grpc::Status::OK;
 }
 
 }  // namespace kitty::runtime

@@ -1,7 +1,9 @@
 // File: runtime/grpc_service.h
 // -----------------------------------------------------------------------------
 // The kitty.v1.Inference gRPC service (proto/kitty/v1/inference.proto) over the Engine, on the
-// gRPC callback API (STYLE.md §4):
+// gRPC callback API (STYLE.md §4), as raw methods: requests arrive as bytes and are parsed by
+// grpc_messages.h, because the typed callback API answers an unparsable request (a string
+// field that is not UTF-8, a truncated message) with UNIMPLEMENTED and no message.
 //
 //   Generate: one ServerWriteReactor per call. The constructor validates the request and
 //   queues it (Engine::AddRequest); the engine thread's notifier and OnWriteDone both "pump"
@@ -11,7 +13,7 @@
 //   request's pages at the next engine step. With `stream` false the reactor merges every
 //   delta and writes exactly one response.
 //
-// Status codes: validation → INVALID_ARGUMENT naming the field; full queue →
+// Status codes: validation, an unparsable request → INVALID_ARGUMENT naming the field; full queue →
 // RESOURCE_EXHAUSTED; model loading or draining → UNAVAILABLE; duplicate live request_id →
 // ALREADY_EXISTS (absl codes equal gRPC codes).
 //
@@ -36,7 +38,11 @@ struct InferenceServiceOptions {
   int32_t max_num_seqs = 0;  // reported by GetModelInfo
 };
 
-class InferenceService final : public kitty::v1::Inference::CallbackService {
+using RawInferenceService = kitty::v1::Inference::WithRawCallbackMethod_Generate<
+    kitty::v1::Inference::WithRawCallbackMethod_Tokenize<
+        kitty::v1::Inference::WithRawCallbackMethod_GetModelInfo<kitty::v1::Inference::Service>>>;
+
+class InferenceService final : public RawInferenceService {
  public:
   explicit InferenceService(InferenceServiceOptions options);
 
@@ -44,17 +50,23 @@ class InferenceService final : public kitty::v1::Inference::CallbackService {
   // the gRPC server (shut the server down before destroying it).
   void SetEngine(Engine* engine);
 
-  grpc::ServerWriteReactor<kitty::v1::GenerateResponse>* Generate(
-      grpc::CallbackServerContext* context, const kitty::v1::GenerateRequest* request) override;
+  // Requests are serialized kitty.v1.GenerateRequest / TokenizeRequest / GetModelInfoRequest,
+  // responses serialized GenerateResponse / TokenizeResponse / GetModelInfoResponse.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(grpc::CallbackServerContext* context,
+                                                       const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
-                                     const kitty::v1::TokenizeRequest* request,
-                                     kitty::v1::TokenizeResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
-                                         const kitty::v1::GetModelInfoRequest* request,
-                                         kitty::v1::GetModelInfoResponse* response) override;
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
 
  private:
   std::string NextRequestId();
+  // Status of Tokenize / GetModelInfo (the response is filled on OK).
+  grpc::Status DoTokenize(const kitty::v1::TokenizeRequest& request,
+                          kitty::v1::TokenizeResponse* response);
+  grpc::Status DoGetModelInfo(kitty::v1::GetModelInfoResponse* response);
 
   const InferenceServiceOptions options_;
   std::atomic<Engine*> engine_{nullptr};

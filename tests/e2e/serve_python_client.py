@@ -10,9 +10,10 @@ methods are called through channel.unary_stream / unary_unary.
 
 Checks (each prints "ok: ..."; the first failure exits 1 with one line):
   health SERVING for "" and kitty.v1.Inference; streaming and unary greedy generation match
-  --expect (kitty-run's output); Tokenize and GetModelInfo; bad inputs get INVALID_ARGUMENT
-  naming the field; a stream cancelled mid-way ends CANCELLED; a short deadline ends
-  DEADLINE_EXCEEDED; 32 concurrent streams all complete.
+  --expect (kitty-run's output); Tokenize and GetModelInfo; bad inputs (also bytes that do not
+  parse: a string that is not UTF-8, a truncated message) get INVALID_ARGUMENT naming the field;
+  a stream cancelled mid-way ends CANCELLED; a short deadline ends DEADLINE_EXCEEDED; 32
+  concurrent streams all complete.
 """
 
 import argparse
@@ -145,6 +146,30 @@ def main():
             if e.code() != grpc.StatusCode.INVALID_ARGUMENT or field not in e.details():
                 fail("bad %s: %s %r" % (field, e.code(), e.details()))
     ok("bad inputs → INVALID_ARGUMENT naming the field")
+
+    # Bytes that are no valid request (a raw C++ client can send them; grpcio's own serializer
+    # would refuse): INVALID_ARGUMENT naming the field or the message, not UNIMPLEMENTED.
+    raw_generate = channel.unary_stream("/kitty.v1.Inference/Generate")
+    raw_tokenize = channel.unary_unary("/kitty.v1.Inference/Tokenize")
+    stop_bad = pb.SamplingParams(max_tokens=4).SerializeToString() + b"\x3a\x02\xed\xa0"  # stop=7
+    raw_bad = [
+        (raw_generate, b"\x12\x03ab\xff", "kitty.v1.GenerateRequest.prompt is not valid UTF-8"),
+        (raw_generate, pb.GenerateRequest(prompt="hi").SerializeToString() + b"\x22" +
+         bytes([len(stop_bad)]) + stop_bad,
+         "kitty.v1.GenerateRequest.sampling_params.stop is not valid UTF-8"),
+        (raw_generate, b"\x12\x10ab", "not a valid kitty.v1.GenerateRequest"),
+        (raw_tokenize, b"\x0a\x01\xc0", "kitty.v1.TokenizeRequest.text is not valid UTF-8"),
+    ]
+    for method, body, want in raw_bad:
+        try:
+            r = method(body, timeout=10)
+            if method is raw_generate:
+                list(r)
+            fail("raw request %r accepted" % body)
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.INVALID_ARGUMENT or want not in e.details():
+                fail("raw %r: %s %r" % (body, e.code(), e.details()))
+    ok("unparsable requests → INVALID_ARGUMENT naming the field or message")
 
     # Cancel mid-way: read two deltas, then cancel.
     long_req = pb.GenerateRequest(prompt=args.prompt, stream=True, request_id="py-cancel",
