@@ -5,7 +5,7 @@
 set -euo pipefail
 d=docs/results/2026-12-08-no-gpu
 cmake --build build
-mkdir -p /tmp/k/var .dev/carry
+rm -rf /tmp/k/var && mkdir -p /tmp/k/var .dev/carry
 cp build/bin/kitty_attention_bench /tmp/k/var/kitty_attention_bench_base
 cp build/bin/kitty-bench /tmp/k/var/kitty-bench_base
 git apply $d/deferred_pv.patch
