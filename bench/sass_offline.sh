@@ -6,6 +6,7 @@
 #   bench/sass_offline.sh FILE.cu                 # instruction mix of every kernel in FILE.cu
 #   bench/sass_offline.sh FILE.cu OTHER_TREE      # kernels whose mix differs from OTHER_TREE's
 #   KITTY_SASS_KEEP=DIR bench/sass_offline.sh ... # also keep the cubins and .sass listings
+#   NVCC_APPEND_FLAGS=-DNAME=VALUE bench/sass_offline.sh ...  # a variant (nvcc's own variable)
 #
 # Run from the repository root. The CUDA 13 toolkit here ships no cuobjdump / nvdisasm, so this
 # fetches Debian 12's nvidia-cuda-toolkit (11.8, non-free) once into build/sass-tools (apt
