@@ -3,8 +3,10 @@
 // operands as the runner calls them, timed through CublasGemm with GemmTuner off (cublasGemmEx's
 // default) and on (the timed choice), each call alone on a cold L2 (as a layer's weights are in
 // a forward step), side by side with an 8192^3 GEMM's rate as the roofline.
-// Usage: gemm_bench [--model qwen3-4b|llama3-8b]... [--rows N]... [--iters N]
+// Usage: gemm_bench [--model qwen3-4b|llama3-8b]... [--rows N]... [--iters N] [--search]
 //        (prints a markdown table; defaults: both models, rows 1 16 64 128 256 267 512 2048)
+// --search adds, per shape, the fastest of every cuBLASLt configuration that accepts it
+// (bench/gemm_search.h) next to the default and the tuned time.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "base/status_macros.h"
+#include "bench/gemm_search.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/model_ops_host.h"
 
@@ -107,9 +110,12 @@ int Main(int argc, char** argv) {
   std::vector<std::string> models;
   std::vector<int> rows;
   int iters = 2;
+  bool search = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (i + 1 < argc && a == "--model") {
+    if (a == "--search") {
+      search = true;
+    } else if (i + 1 < argc && a == "--model") {
       models.push_back(argv[++i]);
     } else if (i + 1 < argc && a == "--rows") {
       const int r = std::atoi(argv[++i]);
@@ -122,7 +128,8 @@ int Main(int argc, char** argv) {
       iters = std::max(1, std::atoi(argv[++i]));
     } else {
       std::fprintf(stderr,
-                   "usage: gemm_bench [--model qwen3-4b|llama3-8b]... [--rows N]... [--iters N]\n");
+                   "usage: gemm_bench [--model qwen3-4b|llama3-8b]... [--rows N]... [--iters N] "
+                   "[--search]\n");
       return 2;
     }
   }
@@ -158,7 +165,9 @@ int Main(int argc, char** argv) {
               rate_on / 1e12);
   std::printf(
       "| model | rows | GEMM | k x n | default us | tuned us | speedup | tuned TFLOP/s | %% of "
-      "8192^3 |\n|---|---|---|---|---|---|---|---|---|\n");
+      "8192^3 |%s\n|---|---|---|---|---|---|---|---|---|%s\n",
+      search ? " searched us | configs | fastest configuration |" : "",
+      search ? "---|---|---|" : "");
   for (const std::string& mn : models) {
     const Model* m = nullptr;
     for (const Model& c : kModels)
@@ -177,9 +186,21 @@ int Main(int argc, char** argv) {
         step_off += t_off * s.per_step;
         step_on += t_on * s.per_step;
         const double flop = 2.0 * r * s.k * static_cast<double>(s.n);
-        std::printf("| %s | %d | %s | %dx%d | %.1f | %.1f | %.2fx | %.0f | %.0f%% |\n",
+        std::printf("| %s | %d | %s | %dx%d | %.1f | %.1f | %.2fx | %.0f | %.0f%% |",
                     m->name.c_str(), r, s.name, s.k, s.n, t_off * 1e3, t_on * 1e3, t_off / t_on,
                     flop / (t_on * 1e-3) / 1e12, 100.0 * flop / (t_on * 1e-3) / rate_off);
+        if (search) {
+          const bench::SearchShape shape{
+              r, s.k, s.n, s.out == DType::kFloat32 ? CUDA_R_32F : CUDA_R_16BF, s.beta};
+          absl::StatusOr<bench::SearchResult> sr =
+              bench::SearchLtConfigs(stream, shape, o.w.get(), o.x.get(), o.y.get(), flush);
+          if (sr.ok()) {
+            std::printf(" %.1f | %d | %s |", sr->best_ms * 1e3, sr->candidates, sr->best.c_str());
+          } else {
+            std::printf(" | | %s |", std::string(sr.status().message()).c_str());
+          }
+        }
+        std::printf("\n");
       }
       std::printf("| %s | %d | **step total** | | %.0f | %.0f | **%.2fx** | | |\n", m->name.c_str(),
                   r, step_off * 1e3, step_on * 1e3, step_off / step_on);

@@ -17,6 +17,6 @@ done
 sed -i "s/#define KITTY_MERGED_UNROLL [0-9]*/#define KITTY_MERGED_UNROLL 8/" kernels/cuda/kitty_attention.cu
 cmake --build build
 rm -f .dev/carry/var.tar.xz && tar -cJf .dev/carry/var.tar.xz -C /tmp/k var
-bash docs/results/2026-12-03c-h200/mkbundle.sh
+EXTRA=build/bin/gemm_bench bash docs/results/2026-12-03c-h200/mkbundle.sh
 cp docs/results/2026-12-03b-h200/run.sh .dev/run.sh
 cp $d/call1.sh $d/call2.sh $d/call3.sh .dev/
