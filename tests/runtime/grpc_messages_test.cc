@@ -2,6 +2,8 @@
 // field (invalid UTF-8 at any depth) or the message (a malformed encoding); responses round-trip.
 #include "runtime/grpc_messages.h"
 
+#include <grpcpp/support/slice.h>
+
 #include <string>
 
 #include "gmock/gmock.h"
@@ -36,7 +38,7 @@ TEST(GrpcMessagesTest, NamesATopLevelStringThatIsNotUtf8) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("kitty.v1.GenerateRequest.prompt is not valid UTF-8"));
   // a surrogate half (ED A0 80) and an overlong form (C0 AF) are not UTF-8 either
-  for (const std::string bad : {"\xed\xa0\x80", "\xc0\xaf"}) {
+  for (const char* bad : {"\xed\xa0\x80", "\xc0\xaf"}) {
     EXPECT_THAT(ParseRequestMessage(Delimited(1, bad), &msg).message(),
                 HasSubstr("kitty.v1.GenerateRequest.request_id is not valid UTF-8"));
   }
@@ -57,9 +59,9 @@ TEST(GrpcMessagesTest, NamesANestedRepeatedString) {
 TEST(GrpcMessagesTest, NamesTheMessageOfAMalformedEncoding) {
   kitty::v1::TokenizeRequest msg;
   // a length of 16 with 2 bytes left; a field number 0
-  for (const std::string bad : {std::string("\x0a\x10"
-                                            "ab"),
-                                std::string("\x02\x01x", 3)}) {
+  for (const std::string& bad : {std::string("\x0a\x10"
+                                             "ab"),
+                                 std::string("\x02\x01x", 3)}) {
     const absl::Status s = ParseRequestMessage(bad, &msg);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(s.message(), HasSubstr("not a valid kitty.v1.TokenizeRequest"));
@@ -77,6 +79,17 @@ TEST(GrpcMessagesTest, ByteBufferRoundTrip) {
   kitty::v1::GenerateResponse back;
   ASSERT_TRUE(ParseRequestMessage(buffer, &back).ok());
   EXPECT_EQ(back.SerializeAsString(), response.SerializeAsString());
+
+  // a body in several slices, as gRPC delivers larger messages
+  kitty::v1::GenerateRequest request;
+  request.set_prompt(std::string(3000, 'a') + "\xe2\x86\x92");
+  request.mutable_sampling_params()->add_stop("end");
+  const std::string wire = request.SerializeAsString();
+  grpc::Slice parts[3] = {grpc::Slice(wire.substr(0, 7)), grpc::Slice(wire.substr(7, 1500)),
+                          grpc::Slice(wire.substr(1507))};
+  kitty::v1::GenerateRequest joined;
+  ASSERT_TRUE(ParseRequestMessage(grpc::ByteBuffer(parts, 3), &joined).ok());
+  EXPECT_EQ(joined.SerializeAsString(), wire);
 
   kitty::v1::GetModelInfoRequest empty;  // an empty body is a valid (empty) message
   EXPECT_TRUE(ParseRequestMessage(grpc::ByteBuffer(), &empty).ok());
