@@ -37,21 +37,27 @@ absl::Status Cuda(cudaError_t e, const char* what) {
   return absl::InternalError(absl::StrFormat("%s: %s", what, cudaGetErrorString(e)));
 }
 
-template <typename T>
-T ConfigOf(const cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoConfigAttributes_t attr) {
+// A scalar attribute of an algorithm through `get` (cublasLtMatmulAlgoConfigGetAttribute or
+// cublasLtMatmulAlgoCapGetAttribute, which share a signature); T{} if it cannot be read.
+template <typename T, typename Attr, typename Get>
+T ScalarOf(Get get, const cublasLtMatmulAlgo_t& a, Attr attr) {
   T v{};
   size_t written = 0;
-  if (cublasLtMatmulAlgoConfigGetAttribute(&a, attr, &v, sizeof(v), &written) !=
-      CUBLAS_STATUS_SUCCESS) {
-    return T{};
-  }
-  return v;
+  return get(&a, attr, &v, sizeof(v), &written) == CUBLAS_STATUS_SUCCESS ? v : T{};
+}
+template <typename T>
+T ConfigOf(const cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoConfigAttributes_t attr) {
+  return ScalarOf<T>(cublasLtMatmulAlgoConfigGetAttribute, a, attr);
+}
+template <typename T>
+T CapScalar(const cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoCapAttributes_t attr) {
+  return ScalarOf<T>(cublasLtMatmulAlgoCapGetAttribute, a, attr);
 }
 template <typename T>
 void SetConfig(cublasLtMatmulAlgo_t* a, cublasLtMatmulAlgoConfigAttributes_t attr, T v) {
   cublasLtMatmulAlgoConfigSetAttribute(a, attr, &v, sizeof(v));
 }
-// A capability of an algorithm: an array (empty if absent) or a scalar.
+// An array capability of an algorithm (empty if absent).
 template <typename T>
 std::vector<T> CapArray(const cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoCapAttributes_t attr) {
   size_t bytes = 0;
@@ -66,16 +72,6 @@ std::vector<T> CapArray(const cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoCapAttr
     return {};
   }
   v.resize(written / sizeof(T));
-  return v;
-}
-template <typename T>
-T CapScalar(const cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoCapAttributes_t attr) {
-  T v{};
-  size_t written = 0;
-  if (cublasLtMatmulAlgoCapGetAttribute(&a, attr, &v, sizeof(v), &written) !=
-      CUBLAS_STATUS_SUCCESS) {
-    return T{};
-  }
   return v;
 }
 
