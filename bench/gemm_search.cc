@@ -14,9 +14,13 @@
 
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "kernels/cuda/cuda_status.h"
 
 namespace kitty::bench {
 namespace {
+
+using kernels::cuda::CublasStatus;
+using kernels::cuda::CudaStatus;
 
 constexpr int kAsk = 128;                        // heuristic results asked for, per query
 constexpr int kMaxAlgoIds = 512;                 // algorithm ids read
@@ -27,15 +31,6 @@ constexpr int kFinalists = 8;                    // candidates timed again
 constexpr int kFinalReps = 15;                   // runs per finalist and reference (median)
 constexpr size_t kWorkspace = size_t{32} << 20;  // as CublasGemm's
 constexpr int kSplits[] = {1, 2, 4};
-
-absl::Status Lt(cublasStatus_t s, const char* what) {
-  if (s == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
-  return absl::InternalError(absl::StrFormat("%s: cuBLAS status %d", what, static_cast<int>(s)));
-}
-absl::Status Cuda(cudaError_t e, const char* what) {
-  if (e == cudaSuccess) return absl::OkStatus();
-  return absl::InternalError(absl::StrFormat("%s: %s", what, cudaGetErrorString(e)));
-}
 
 // A scalar attribute of an algorithm through `get` (cublasLtMatmulAlgoConfigGetAttribute or
 // cublasLtMatmulAlgoCapGetAttribute, which share a signature); T{} if it cannot be read.
@@ -192,30 +187,31 @@ class Search {
   }
 
   absl::Status Setup() {
-    RETURN_IF_ERROR(Lt(cublasLtCreate(&lt_), "cublasLtCreate"));
-    RETURN_IF_ERROR(
-        Lt(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F), "MatmulDescCreate"));
+    RETURN_IF_ERROR(CublasStatus(cublasLtCreate(&lt_), "cublasLtCreate"));
+    RETURN_IF_ERROR(CublasStatus(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+                                 "MatmulDescCreate"));
     const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    RETURN_IF_ERROR(
-        Lt(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)),
-           "MatmulDescSetAttribute"));
-    RETURN_IF_ERROR(
-        Lt(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)),
-           "MatmulDescSetAttribute"));
-    RETURN_IF_ERROR(
-        Lt(cublasLtMatrixLayoutCreate(&a_, CUDA_R_16BF, s_.k, s_.n, s_.k), "MatrixLayoutCreate"));
-    RETURN_IF_ERROR(Lt(cublasLtMatrixLayoutCreate(&b_, CUDA_R_16BF, s_.k, s_.rows, s_.k),
-                       "MatrixLayoutCreate"));
-    RETURN_IF_ERROR(
-        Lt(cublasLtMatrixLayoutCreate(&d_, s_.out, s_.n, s_.rows, s_.n), "MatrixLayoutCreate"));
-    RETURN_IF_ERROR(Lt(cublasLtMatmulPreferenceCreate(&pref_), "MatmulPreferenceCreate"));
+    RETURN_IF_ERROR(CublasStatus(
+        cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)),
+        "MatmulDescSetAttribute"));
+    RETURN_IF_ERROR(CublasStatus(
+        cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)),
+        "MatmulDescSetAttribute"));
+    RETURN_IF_ERROR(CublasStatus(cublasLtMatrixLayoutCreate(&a_, CUDA_R_16BF, s_.k, s_.n, s_.k),
+                                 "MatrixLayoutCreate"));
+    RETURN_IF_ERROR(CublasStatus(cublasLtMatrixLayoutCreate(&b_, CUDA_R_16BF, s_.k, s_.rows, s_.k),
+                                 "MatrixLayoutCreate"));
+    RETURN_IF_ERROR(CublasStatus(cublasLtMatrixLayoutCreate(&d_, s_.out, s_.n, s_.rows, s_.n),
+                                 "MatrixLayoutCreate"));
+    RETURN_IF_ERROR(CublasStatus(cublasLtMatmulPreferenceCreate(&pref_), "MatmulPreferenceCreate"));
     const uint64_t ws = kWorkspace;
-    RETURN_IF_ERROR(Lt(cublasLtMatmulPreferenceSetAttribute(
-                           pref_, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)),
-                       "MatmulPreferenceSetAttribute"));
+    RETURN_IF_ERROR(
+        CublasStatus(cublasLtMatmulPreferenceSetAttribute(
+                         pref_, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)),
+                     "MatmulPreferenceSetAttribute"));
     RETURN_IF_ERROR(workspace_.Allocate(kWorkspace, "GEMM search workspace"));
-    RETURN_IF_ERROR(Cuda(cudaEventCreate(&e0_), "cudaEventCreate"));
-    return Cuda(cudaEventCreate(&e1_), "cudaEventCreate");
+    RETURN_IF_ERROR(CudaStatus(cudaEventCreate(&e0_), "cudaEventCreate"));
+    return CudaStatus(cudaEventCreate(&e1_), "cudaEventCreate");
   }
 
   // The candidates: best-fit heuristic, heuristic per algorithm id, and each id's sweep.
@@ -223,10 +219,10 @@ class Search {
     RETURN_IF_ERROR(AddHeuristic(nullptr));
     std::vector<int> ids(kMaxAlgoIds);
     int num_ids = 0;
-    RETURN_IF_ERROR(
-        Lt(cublasLtMatmulAlgoGetIds(lt_, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF,
-                                    s_.out, s_.out, kMaxAlgoIds, ids.data(), &num_ids),
-           "cublasLtMatmulAlgoGetIds"));
+    RETURN_IF_ERROR(CublasStatus(
+        cublasLtMatmulAlgoGetIds(lt_, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF,
+                                 s_.out, s_.out, kMaxAlgoIds, ids.data(), &num_ids),
+        "cublasLtMatmulAlgoGetIds"));
     for (int i = 0; i < num_ids; ++i) {
       cublasLtMatmulAlgo_t algo{};
       if (cublasLtMatmulAlgoInit(lt_, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF,
@@ -260,9 +256,9 @@ class Search {
   absl::Status AddHeuristic(const cublasLtMatmulAlgo_t* algo) {
     const uint32_t mode =
         algo == nullptr ? CUBLASLT_SEARCH_BEST_FIT : CUBLASLT_SEARCH_LIMITED_BY_ALGO_ID;
-    RETURN_IF_ERROR(Lt(cublasLtMatmulPreferenceSetAttribute(pref_, CUBLASLT_MATMUL_PREF_SEARCH_MODE,
-                                                            &mode, sizeof(mode)),
-                       "MatmulPreferenceSetAttribute"));
+    RETURN_IF_ERROR(CublasStatus(cublasLtMatmulPreferenceSetAttribute(
+                                     pref_, CUBLASLT_MATMUL_PREF_SEARCH_MODE, &mode, sizeof(mode)),
+                                 "MatmulPreferenceSetAttribute"));
     std::vector<cublasLtMatmulHeuristicResult_t> res(kAsk);
     if (algo != nullptr) {
       for (cublasLtMatmulHeuristicResult_t& r : res) r.algo = *algo;  // each from AlgoInit
@@ -312,21 +308,21 @@ class Search {
 
   absl::Status Launch(const cublasLtMatmulAlgo_t& algo) {
     const float alpha = 1.0f;
-    return Lt(cublasLtMatmul(lt_, desc_, &alpha, w_, a_, x_, b_, &s_.beta, y_, d_, y_, d_, &algo,
-                             workspace_.get(), workspace_.bytes(), stream_),
-              "cublasLtMatmul");
+    return CublasStatus(cublasLtMatmul(lt_, desc_, &alpha, w_, a_, x_, b_, &s_.beta, y_, d_, y_, d_,
+                                       &algo, workspace_.get(), workspace_.bytes(), stream_),
+                        "cublasLtMatmul");
   }
 
   // One run of `launch` alone on a cold L2, in ms.
   absl::StatusOr<float> TimeOnce(const std::function<absl::Status()>& launch) {
-    RETURN_IF_ERROR(
-        Cuda(cudaMemsetAsync(flush_.get(), ++salt_ & 0xff, flush_.bytes(), stream_), "memset"));
-    RETURN_IF_ERROR(Cuda(cudaEventRecord(e0_, stream_), "cudaEventRecord"));
+    RETURN_IF_ERROR(CudaStatus(
+        cudaMemsetAsync(flush_.get(), ++salt_ & 0xff, flush_.bytes(), stream_), "memset"));
+    RETURN_IF_ERROR(CudaStatus(cudaEventRecord(e0_, stream_), "cudaEventRecord"));
     RETURN_IF_ERROR(launch());
-    RETURN_IF_ERROR(Cuda(cudaEventRecord(e1_, stream_), "cudaEventRecord"));
-    RETURN_IF_ERROR(Cuda(cudaEventSynchronize(e1_), "cudaEventSynchronize"));
+    RETURN_IF_ERROR(CudaStatus(cudaEventRecord(e1_, stream_), "cudaEventRecord"));
+    RETURN_IF_ERROR(CudaStatus(cudaEventSynchronize(e1_), "cudaEventSynchronize"));
     float ms = 0.0f;
-    RETURN_IF_ERROR(Cuda(cudaEventElapsedTime(&ms, e0_, e1_), "cudaEventElapsedTime"));
+    RETURN_IF_ERROR(CudaStatus(cudaEventElapsedTime(&ms, e0_, e1_), "cudaEventElapsedTime"));
     return ms;
   }
 

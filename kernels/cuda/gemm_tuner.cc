@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "kernels/cuda/cuda_status.h"
 
 namespace kitty::kernels::cuda {
 namespace {
@@ -20,12 +20,6 @@ constexpr float kRoundMs = 1.0f;
 constexpr int kMaxReps = 8;
 // A cuBLASLt algorithm replaces the default only when this much faster (timing noise).
 constexpr float kMinGain = 0.97f;
-
-absl::Status LtStatus(cublasStatus_t st, const char* what) {
-  if (st == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(what, ": cuBLAS status ", static_cast<int>(st), " (",
-                                          cublasGetStatusString(st), ")"));
-}
 
 int AlignmentOf(const void* p) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
@@ -51,7 +45,7 @@ int GemmTuner::RowsBucket(int rows) {
 absl::StatusOr<std::unique_ptr<GemmTuner>> GemmTuner::Create(cudaStream_t stream, void* workspace,
                                                              size_t workspace_bytes, bool lt_only) {
   std::unique_ptr<GemmTuner> t(new GemmTuner(stream, workspace, workspace_bytes, lt_only));
-  RETURN_IF_ERROR(LtStatus(cublasLtCreate(&t->lt_), "cublasLtCreate"));
+  RETURN_IF_ERROR(CublasStatus(cublasLtCreate(&t->lt_), "cublasLtCreate"));
   RETURN_IF_ERROR(CudaStatus(cudaEventCreate(&t->ev0_), "cudaEventCreate"));
   RETURN_IF_ERROR(CudaStatus(cudaEventCreate(&t->ev1_), "cudaEventCreate"));
   int dev = 0, l2 = 0;
@@ -101,21 +95,22 @@ absl::StatusOr<GemmTuner::Plan*> GemmTuner::PlanFor(const GemmProblem& p) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
   auto plan = std::make_unique<Plan>();
-  RETURN_IF_ERROR(LtStatus(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
-                           "cublasLtMatmulDescCreate"));
+  RETURN_IF_ERROR(
+      CublasStatus(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+                   "cublasLtMatmulDescCreate"));
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  RETURN_IF_ERROR(LtStatus(
+  RETURN_IF_ERROR(CublasStatus(
       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)),
       "cublasLtMatmulDescSetAttribute"));
-  RETURN_IF_ERROR(LtStatus(
+  RETURN_IF_ERROR(CublasStatus(
       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)),
       "cublasLtMatmulDescSetAttribute"));
-  RETURN_IF_ERROR(LtStatus(cublasLtMatrixLayoutCreate(&plan->a, p.in, p.k, p.n, p.k),
-                           "cublasLtMatrixLayoutCreate"));
-  RETURN_IF_ERROR(LtStatus(cublasLtMatrixLayoutCreate(&plan->b, p.in, p.k, p.rows, p.k),
-                           "cublasLtMatrixLayoutCreate"));
-  RETURN_IF_ERROR(LtStatus(cublasLtMatrixLayoutCreate(&plan->d, p.out, p.n, p.rows, p.n),
-                           "cublasLtMatrixLayoutCreate"));
+  RETURN_IF_ERROR(CublasStatus(cublasLtMatrixLayoutCreate(&plan->a, p.in, p.k, p.n, p.k),
+                               "cublasLtMatrixLayoutCreate"));
+  RETURN_IF_ERROR(CublasStatus(cublasLtMatrixLayoutCreate(&plan->b, p.in, p.k, p.rows, p.k),
+                               "cublasLtMatrixLayoutCreate"));
+  RETURN_IF_ERROR(CublasStatus(cublasLtMatrixLayoutCreate(&plan->d, p.out, p.n, p.rows, p.n),
+                               "cublasLtMatrixLayoutCreate"));
   Plan* raw = plan.get();
   plans_.emplace(key, std::move(plan));
   return raw;
@@ -124,9 +119,10 @@ absl::StatusOr<GemmTuner::Plan*> GemmTuner::PlanFor(const GemmProblem& p) {
 absl::Status GemmTuner::Matmul(const Plan& plan, const cublasLtMatmulAlgo_t& algo,
                                const GemmProblem& p, void* y, float beta) {
   const float alpha = 1.0f;
-  return LtStatus(cublasLtMatmul(lt_, plan.desc, &alpha, p.w, plan.a, p.x, plan.b, &beta, y, plan.d,
-                                 y, plan.d, &algo, workspace_, workspace_bytes_, stream_),
-                  "cublasLtMatmul");
+  return CublasStatus(
+      cublasLtMatmul(lt_, plan.desc, &alpha, p.w, plan.a, p.x, plan.b, &beta, y, plan.d, y, plan.d,
+                     &algo, workspace_, workspace_bytes_, stream_),
+      "cublasLtMatmul");
 }
 
 absl::Status GemmTuner::Tune(const GemmProblem& p,
@@ -145,7 +141,7 @@ absl::Status GemmTuner::Tune(const GemmProblem& p,
   }
   cublasLtMatmulPreference_t pref = nullptr;
   RETURN_IF_ERROR(
-      LtStatus(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate"));
+      CublasStatus(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate"));
   const uint64_t ws = workspace_bytes_;
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
                                        sizeof(ws));

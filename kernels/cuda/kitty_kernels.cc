@@ -12,17 +12,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "base/status_macros.h"
+#include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/kitty_launch.h"
 
 namespace kitty::kernels::cuda {
 namespace {
 
 constexpr int kP = KvCacheSpec::kPageTokens;
-
-absl::Status CudaStatus(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(what, ": ", cudaGetErrorString(err)));
-}
 
 absl::StatusOr<KittyElem> ElemOf(DType fp) {
   if (fp == DType::kFloat16) return KittyElem::kF16;

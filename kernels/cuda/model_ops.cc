@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/gemm_tuner.h"
 #include "kernels/cuda/model_ops_host.h"
 
@@ -15,12 +16,6 @@ namespace kitty::kernels::cuda {
 namespace {
 
 constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
-
-absl::Status CublasStatus(cublasStatus_t st, const char* what) {
-  if (st == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(what, ": cuBLAS status ", static_cast<int>(st), " (",
-                                          cublasGetStatusString(st), ")"));
-}
 
 absl::StatusOr<cudaDataType_t> CudaTypeOf(DType t) {
   switch (t) {
