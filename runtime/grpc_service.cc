@@ -287,6 +287,22 @@ class GenerateReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> 
   bool broken_ ABSL_GUARDED_BY(mu_) = false;  // cancelled, past deadline, or a write failed
 };
 
+// A raw unary call: `request_bytes` parsed as Req (INVALID_ARGUMENT if they do not parse),
+// handle(request, &response) -> status, the response serialized on OK.
+template <typename Req, typename Resp, typename Handle>
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                      const grpc::ByteBuffer* request_bytes,
+                                      grpc::ByteBuffer* response_bytes, Handle handle) {
+  Req request;
+  Resp response;
+  grpc::Status status = ToGrpcStatus(ParseRequestMessage(*request_bytes, &request));
+  if (status.ok()) status = handle(request, &response);
+  if (status.ok()) SerializeResponse(response, response_bytes);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
 std::string RandomHex() {
   std::random_device rd;
   return absl::StrFormat("%08x", rd());
@@ -334,57 +350,47 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(
 grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* context,
                                                      const grpc::ByteBuffer* request_bytes,
                                                      grpc::ByteBuffer* response_bytes) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  kitty::v1::TokenizeRequest request;
-  kitty::v1::TokenizeResponse response;
-  grpc::Status status = ToGrpcStatus(ParseRequestMessage(*request_bytes, &request));
-  if (status.ok()) status = DoTokenize(request, &response);
-  if (status.ok()) SerializeResponse(response, response_bytes);
-  reactor->Finish(status);
-  return reactor;
-}
-
-grpc::Status InferenceService::DoTokenize(const kitty::v1::TokenizeRequest& request,
-                                          kitty::v1::TokenizeResponse* response) {
-  Engine* engine = engine_.load();
-  if (engine == nullptr) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the model is loading");
-  const models::LoadedModel& model = engine->model();
-  if (model.tokenizer == nullptr) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the model has no tokenizer.json");
-  }
-  for (int32_t id : model.tokenizer->Encode(request.text(), request.add_special_tokens())) {
-    response->add_token_ids(id);
-  }
-  return grpc::Status::OK;
+  return FinishUnary<kitty::v1::TokenizeRequest, kitty::v1::TokenizeResponse>(
+      context, request_bytes, response_bytes,
+      [this](const kitty::v1::TokenizeRequest& request, kitty::v1::TokenizeResponse* response) {
+        Engine* engine = engine_.load();
+        if (engine == nullptr) {
+          return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the model is loading");
+        }
+        const models::LoadedModel& model = engine->model();
+        if (model.tokenizer == nullptr) {
+          return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                              "the model has no tokenizer.json");
+        }
+        for (int32_t id : model.tokenizer->Encode(request.text(), request.add_special_tokens())) {
+          response->add_token_ids(id);
+        }
+        return grpc::Status::OK;
+      });
 }
 
 grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerContext* context,
                                                          const grpc::ByteBuffer* request_bytes,
                                                          grpc::ByteBuffer* response_bytes) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  kitty::v1::GetModelInfoRequest request;
-  kitty::v1::GetModelInfoResponse response;
-  grpc::Status status = ToGrpcStatus(ParseRequestMessage(*request_bytes, &request));
-  if (status.ok()) status = DoGetModelInfo(&response);
-  if (status.ok()) SerializeResponse(response, response_bytes);
-  reactor->Finish(status);
-  return reactor;
-}
-
-grpc::Status InferenceService::DoGetModelInfo(kitty::v1::GetModelInfoResponse* response) {
-  Engine* engine = engine_.load();
-  if (engine == nullptr) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the model is loading");
-  const models::LoadedModel& model = engine->model();
-  const CacheInfo& cache = engine->cache_info();
-  response->set_model_name(options_.served_model_name);
-  response->set_architecture(model.config.architecture);
-  response->set_context_length(cache.max_model_len);
-  response->set_vocab_size(model.config.vocab_size);
-  response->set_kv_cache_dtype(cache.kv_cache_dtype);
-  response->set_page_size(cache.page_tokens);
-  response->set_kv_capacity_tokens(cache.capacity_tokens);
-  response->set_max_num_seqs(options_.max_num_seqs);
-  return grpc::Status::OK;
+  return FinishUnary<kitty::v1::GetModelInfoRequest, kitty::v1::GetModelInfoResponse>(
+      context, request_bytes, response_bytes,
+      [this](const kitty::v1::GetModelInfoRequest&, kitty::v1::GetModelInfoResponse* response) {
+        Engine* engine = engine_.load();
+        if (engine == nullptr) {
+          return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the model is loading");
+        }
+        const models::LoadedModel& model = engine->model();
+        const CacheInfo& cache = engine->cache_info();
+        response->set_model_name(options_.served_model_name);
+        response->set_architecture(model.config.architecture);
+        response->set_context_length(cache.max_model_len);
+        response->set_vocab_size(model.config.vocab_size);
+        response->set_kv_cache_dtype(cache.kv_cache_dtype);
+        response->set_page_size(cache.page_tokens);
+        response->set_kv_capacity_tokens(cache.capacity_tokens);
+        response->set_max_num_seqs(options_.max_num_seqs);
+        return grpc::Status::OK;
+      });
 }
 
 }  // namespace kitty::runtime

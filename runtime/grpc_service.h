@@ -63,10 +63,6 @@ class InferenceService final : public RawInferenceService {
 
  private:
   std::string NextRequestId();
-  // Status of Tokenize / GetModelInfo (the response is filled on OK).
-  grpc::Status DoTokenize(const kitty::v1::TokenizeRequest& request,
-                          kitty::v1::TokenizeResponse* response);
-  grpc::Status DoGetModelInfo(kitty::v1::GetModelInfoResponse* response);
 
   const InferenceServiceOptions options_;
   std::atomic<Engine*> engine_{nullptr};
